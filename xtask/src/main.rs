@@ -1,0 +1,137 @@
+//! `cargo xtask <task>`: the project's tasks.
+//!
+//! - `firmware`: builds the reference firmware for the PIC32MZW1 (`mipsel-unknown-none`,
+//!   nightly, `-Zbuild-std=core`, release with LTO).
+//! - `size [--features F]`: builds it and prints `flash_bytes=N ram_bytes=N elf=PATH`
+//!   plus a breakdown; fails if any panic path is linked into the image.
+//! - `test`: everything CI runs (the README's test command): formatting, clippy, the host
+//!   tests, the target build and the footprint check with its self-test.
+
+mod size;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+pub const TARGET: &str = "mipsel-unknown-none";
+pub const FIRMWARE: &str = "mzw1-reference";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("firmware") => build_firmware(&args[1..]).map(|elf| println!("elf={}", elf.display())),
+        Some("size") => size::run(&args[1..]),
+        Some("test") => test_all(),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <firmware|size|test> [--features F]".to_string()
+}
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// A `cargo` command for the nightly toolchain, clean of the outer cargo's toolchain
+/// selection.
+pub fn nightly_cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.arg("+nightly").current_dir(root());
+    for v in [
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTDOC",
+        "CARGO",
+    ] {
+        c.env_remove(v);
+    }
+    c
+}
+
+/// A `cargo` command for the default (stable) toolchain.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+pub fn run(mut c: Command) -> Result<(), String> {
+    eprintln!("xtask: running {c:?}");
+    let status = c.status().map_err(|e| format!("cannot run {c:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{c:?} failed with {status}"))
+    }
+}
+
+/// Builds the reference firmware for the target; returns the ELF path.
+pub fn build_firmware(extra: &[String]) -> Result<PathBuf, String> {
+    let mut c = nightly_cargo();
+    c.args([
+        "build",
+        "--release",
+        "-p",
+        FIRMWARE,
+        "--target",
+        TARGET,
+        "-Zbuild-std=core",
+    ]);
+    c.args(extra);
+    run(c)?;
+    Ok(root()
+        .join("target")
+        .join(TARGET)
+        .join("release")
+        .join(FIRMWARE))
+}
+
+fn test_all() -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    let mut c = nightly_cargo();
+    c.args([
+        "clippy",
+        "--release",
+        "-p",
+        FIRMWARE,
+        "--target",
+        TARGET,
+        "-Zbuild-std=core",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    let mut c = cargo();
+    c.args(["test", "--workspace"]);
+    run(c)?;
+    size::run(&[])?;
+    size::self_test()?;
+    eprintln!("xtask: all checks passed");
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! `cargo xtask size`: the firmware's flash and RAM, and the zero-panic-path check.
+
+use crate::build_firmware;
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
+use std::path::Path;
+
+/// Program and boot flash (KSEG0/KSEG1 views of physical 0x10000000 and 0x1FC00000).
+fn in_flash(addr: u64) -> bool {
+    (0x9000_0000..0x9010_0000).contains(&addr) || (0xBFC0_0000..0xBFC6_0000).contains(&addr)
+}
+
+/// Data RAM (KSEG0 and KSEG1 views of physical 0x00000000, 256 KiB).
+fn in_ram(addr: u64) -> bool {
+    (0x8000_0000..0x8004_0000).contains(&addr) || (0xA000_0000..0xA004_0000).contains(&addr)
+}
+
+/// The footprint of an image.
+#[derive(Debug, Default)]
+pub struct Footprint {
+    pub flash: u64,
+    pub ram_state: u64,
+    pub ram_dma: u64,
+    pub stack: u64,
+    pub sections: Vec<(String, u64, &'static str)>,
+    pub panic_symbols: Vec<String>,
+}
+
+pub fn measure(elf: &Path) -> Result<Footprint, String> {
+    let data = std::fs::read(elf).map_err(|e| format!("cannot read {}: {e}", elf.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let mut f = Footprint::default();
+    for s in file.sections() {
+        let name = s.name().unwrap_or("?").to_string();
+        let size = s.size();
+        if size == 0
+            || matches!(
+                s.kind(),
+                SectionKind::Debug | SectionKind::Metadata | SectionKind::Other
+            )
+            || name.starts_with(".debug")
+            || name.starts_with(".comment")
+        {
+            continue;
+        }
+        let vma = s.address();
+        // Initialised RAM sections (.data, .got) are also stored in flash and copied at
+        // start-up; NOLOAD ones (.bss, .dma) have no file bytes.
+        let initialised = s.file_range().is_some();
+        if in_flash(vma) {
+            f.flash += size;
+            f.sections.push((name, size, "flash"));
+        } else if in_ram(vma) {
+            if initialised {
+                f.flash += size;
+            }
+            let uninit = !initialised;
+            if name.starts_with(".dma") {
+                f.ram_dma += size;
+                f.sections
+                    .push((name, size, "ram (DMA descriptors and buffers)"));
+            } else {
+                f.ram_state += size;
+                f.sections
+                    .push((name, size, if uninit { "ram" } else { "ram + flash copy" }));
+            }
+        }
+    }
+    for sym in file.symbols() {
+        let name = sym.name().unwrap_or("");
+        if name == "_stack_size" {
+            f.stack = sym.address();
+        }
+        if name.contains("panic") || name.contains("rust_begin_unwind") {
+            f.panic_symbols.push(name.to_string());
+        }
+    }
+    Ok(f)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let elf = build_firmware(args)?;
+    let f = measure(&elf)?;
+    for (name, size, place) in &f.sections {
+        println!("section {name:<16} {size:>7} bytes  {place}");
+    }
+    println!(
+        "ram_state_bytes={} ram_dma_bytes={} stack_bytes={}",
+        f.ram_state, f.ram_dma, f.stack
+    );
+    println!(
+        "flash_bytes={} ram_bytes={} elf={}",
+        f.flash,
+        f.ram_state + f.ram_dma,
+        elf.display()
+    );
+    if !f.panic_symbols.is_empty() {
+        return Err(format!(
+            "{} panic path(s) linked into the image (firmware must not panic):\n  {}",
+            f.panic_symbols.len(),
+            f.panic_symbols.join("\n  ")
+        ));
+    }
+    println!("panic_paths=0");
+    Ok(())
+}
+
+/// Proves the panic check can fail: an image built with a deliberate panic path
+/// (`mzw1-reference --features panic-probe`) must be rejected.
+pub fn self_test() -> Result<(), String> {
+    let elf = build_firmware(&["--features".into(), "panic-probe".into()])?;
+    let f = measure(&elf)?;
+    if f.panic_symbols.is_empty() {
+        return Err(
+            "size self-test: the panic-probe image shows no panic path; the check is blind".into(),
+        );
+    }
+    // Rebuild the normal image so target/ holds the real firmware again.
+    build_firmware(&[])?;
+    eprintln!(
+        "xtask: size self-test ok: the panic-probe image is rejected ({} panic symbols)",
+        f.panic_symbols.len()
+    );
+    Ok(())
+}
