@@ -7,6 +7,7 @@
 #![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
 pub mod mac;
+pub mod net;
 pub mod time;
 
 #[cfg(all(target_arch = "mips", target_os = "none"))]

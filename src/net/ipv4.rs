@@ -1,0 +1,184 @@
+//! IPv4 (RFC 791): validating received packets and emitting headers.
+//!
+//! Received packets are checked for version, header length, total length against the
+//! frame, header checksum and destination; options are skipped; fragments are dropped
+//! (the stack never needs reassembly: TCP segments fit the MTU and peers set DF).
+
+use super::checksum::checksum;
+
+/// Bytes of an IPv4 header without options.
+pub const HEADER_LEN: usize = 20;
+/// Protocol number of ICMP.
+pub const PROTO_ICMP: u8 = 1;
+/// Protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// Time to live of packets we send.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// Why a packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipv4Error {
+    /// Shorter than its header or its total length.
+    Truncated,
+    /// Version ≠ 4.
+    BadVersion,
+    /// Header length below 20 bytes or beyond the total length.
+    BadHeaderLength,
+    /// Total length below the header length.
+    BadTotalLength,
+    /// Header checksum mismatch.
+    BadChecksum,
+    /// A fragment (MF set or non-zero offset).
+    Fragment,
+}
+
+/// A validated IPv4 packet.
+pub struct Ipv4Packet<'a> {
+    header: &'a [u8; HEADER_LEN],
+    header_len: usize,
+    payload: &'a mut [u8],
+}
+
+impl<'a> Ipv4Packet<'a> {
+    /// Validates the packet at the start of `buf` (the Ethernet payload, possibly
+    /// padded); the payload is trimmed to the total length.
+    pub fn new_checked(buf: &'a mut [u8]) -> Result<Ipv4Packet<'a>, Ipv4Error> {
+        let frame_len = buf.len();
+        let (header, rest) = buf
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(Ipv4Error::Truncated)?;
+        if header[0] >> 4 != 4 {
+            return Err(Ipv4Error::BadVersion);
+        }
+        let ihl = ((header[0] & 0x0F) as usize) * 4;
+        let total = u16::from_be_bytes([header[2], header[3]]) as usize;
+        if ihl < HEADER_LEN {
+            return Err(Ipv4Error::BadHeaderLength);
+        }
+        if total < ihl {
+            return Err(if total < HEADER_LEN {
+                Ipv4Error::BadTotalLength
+            } else {
+                Ipv4Error::BadHeaderLength
+            });
+        }
+        if total > frame_len {
+            return Err(Ipv4Error::Truncated);
+        }
+        let (options, rest) = rest
+            .split_at_mut_checked(ihl - HEADER_LEN)
+            .ok_or(Ipv4Error::Truncated)?;
+        let mut c = super::checksum::Checksum::new();
+        c.add(&header[..]);
+        c.add(options);
+        if c.finish() != 0 {
+            return Err(Ipv4Error::BadChecksum);
+        }
+        let flags_frag = u16::from_be_bytes([header[6], header[7]]);
+        if flags_frag & 0x3FFF != 0 {
+            return Err(Ipv4Error::Fragment);
+        }
+        let payload = rest.get_mut(..total - ihl).ok_or(Ipv4Error::Truncated)?;
+        Ok(Ipv4Packet {
+            header,
+            header_len: ihl,
+            payload,
+        })
+    }
+
+    /// Protocol.
+    pub fn protocol(&self) -> u8 {
+        self.header[9]
+    }
+    /// Source address.
+    pub fn src(&self) -> [u8; 4] {
+        [
+            self.header[12],
+            self.header[13],
+            self.header[14],
+            self.header[15],
+        ]
+    }
+    /// Destination address.
+    pub fn dst(&self) -> [u8; 4] {
+        [
+            self.header[16],
+            self.header[17],
+            self.header[18],
+            self.header[19],
+        ]
+    }
+    /// Header length, options included.
+    pub fn header_len(&self) -> usize {
+        self.header_len
+    }
+    /// Time to live.
+    pub fn ttl(&self) -> u8 {
+        self.header[8]
+    }
+    /// The payload (total length minus header).
+    pub fn into_payload(self) -> &'a mut [u8] {
+        self.payload
+    }
+}
+
+/// Writes a 20-byte IPv4 header (DF set, TTL 64) for `payload_len` bytes; returns the
+/// payload area.
+pub fn emit(
+    buf: &mut [u8],
+    src: [u8; 4],
+    dst: [u8; 4],
+    protocol: u8,
+    payload_len: usize,
+    id: u16,
+) -> Option<&mut [u8]> {
+    let (h, payload) = buf.split_first_chunk_mut::<HEADER_LEN>()?;
+    let total = (HEADER_LEN + payload_len) as u16;
+    h[0] = 0x45;
+    h[1] = 0;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[4..6].copy_from_slice(&id.to_be_bytes());
+    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
+    h[8] = DEFAULT_TTL;
+    h[9] = protocol;
+    h[10..12].copy_from_slice(&[0, 0]);
+    h[12..16].copy_from_slice(&src);
+    h[16..20].copy_from_slice(&dst);
+    let c = checksum(&h[..]);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    Some(payload)
+}
+
+/// Static address configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Config {
+    /// Our address.
+    pub address: [u8; 4],
+    /// Netmask.
+    pub netmask: [u8; 4],
+    /// Default gateway.
+    pub gateway: [u8; 4],
+}
+
+impl Ipv4Config {
+    fn mask(&self) -> u32 {
+        u32::from_be_bytes(self.netmask)
+    }
+
+    /// Whether `ip` is on our subnet.
+    pub fn on_link(&self, ip: [u8; 4]) -> bool {
+        (u32::from_be_bytes(ip) ^ u32::from_be_bytes(self.address)) & self.mask() == 0
+    }
+
+    /// Whether a packet to `dst` is for us: our address, the limited broadcast or the
+    /// subnet broadcast.
+    pub fn accepts(&self, dst: [u8; 4]) -> bool {
+        let d = u32::from_be_bytes(dst);
+        dst == self.address || d == u32::MAX || (self.on_link(dst) && d | self.mask() == u32::MAX)
+    }
+
+    /// The next hop towards `dst`.
+    pub fn next_hop(&self, dst: [u8; 4]) -> [u8; 4] {
+        if self.on_link(dst) { dst } else { self.gateway }
+    }
+}

@@ -1,0 +1,491 @@
+//! The TCP/IP stack: Ethernet, ARP, IPv4, ICMP echo and a server-side TCP, zero-copy over
+//! the frames the MAC driver lends.
+//!
+//! [`Interface`] owns the MAC driver and the connection table. Each received frame is
+//! parsed in place, layer by layer, with views that check lengths once; TCP data reaches
+//! the layer above ([`tcp::TcpHandler`]) as a slice of the DMA buffer. Every frame that is
+//! not delivered is counted in [`NetStats`] or [`tcp::TcpStats`].
+
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
+
+use crate::mac::{Mac, MacEvents, TxRing};
+use crate::time::Instant;
+use arp::{ArpCache, ArpPacket};
+use ethernet::EthernetFrame;
+use ipv4::{Ipv4Config, Ipv4Error, Ipv4Packet};
+use tcp::{TcpApi, TcpConfig, TcpCore, TcpHandler, TcpStats, Verdict};
+
+/// Our link and network addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// Our Ethernet address.
+    pub mac: [u8; 6],
+    /// Our IPv4 configuration.
+    pub ip: Ipv4Config,
+}
+
+/// Stack configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Addresses.
+    pub link: Link,
+    /// TCP.
+    pub tcp: TcpConfig,
+}
+
+/// Counters below TCP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames received.
+    pub rx_frames: u32,
+    /// Frames shorter than an Ethernet header.
+    pub rx_truncated: u32,
+    /// Frames of another EtherType (IPv6, LLDP...).
+    pub rx_unknown_ethertype: u32,
+    /// ARP packets received.
+    pub arp_rx: u32,
+    /// ARP packets dropped: truncated or not IPv4 over Ethernet.
+    pub arp_malformed: u32,
+    /// ARP requests for our address answered.
+    pub arp_replies: u32,
+    /// ARP packets for others (learned from, not answered).
+    pub arp_not_for_us: u32,
+    /// Announcements sent when the link came up.
+    pub arp_announcements: u32,
+    /// IPv4 packets received.
+    pub ip_rx: u32,
+    /// IPv4 packets dropped: truncated, wrong version, header or total length.
+    pub ip_malformed: u32,
+    /// IPv4 packets dropped: header checksum.
+    pub ip_bad_checksum: u32,
+    /// IPv4 fragments dropped (no reassembly).
+    pub ip_fragments: u32,
+    /// IPv4 packets for another address.
+    pub ip_not_for_us: u32,
+    /// IPv4 packets of a protocol other than ICMP and TCP.
+    pub ip_unknown_protocol: u32,
+    /// ICMP messages dropped: truncated.
+    pub icmp_malformed: u32,
+    /// ICMP messages dropped: checksum.
+    pub icmp_bad_checksum: u32,
+    /// ICMP messages other than echo request, or echo requests to a broadcast address.
+    pub icmp_ignored: u32,
+    /// Echo replies sent.
+    pub icmp_echo_replies: u32,
+    /// Replies (ARP, ICMP) not sent for want of a TX buffer.
+    pub tx_no_buffer: u32,
+}
+
+/// The network interface: MAC driver, addresses, neighbour cache and TCP connections.
+pub struct Interface<'m, const N: usize> {
+    mac: Mac<'m>,
+    link: Link,
+    arp: ArpCache,
+    conns: [tcp::conn::Conn; N],
+    tcp: TcpCore,
+    stats: NetStats,
+}
+
+impl<'m, const N: usize> Interface<'m, N> {
+    /// A stack over a started MAC driver, with `N` TCP connection slots.
+    pub fn new(mac: Mac<'m>, config: NetConfig) -> Self {
+        Interface {
+            mac,
+            link: config.link,
+            arp: ArpCache::new(),
+            conns: [const { tcp::conn::Conn::new() }; N],
+            tcp: TcpCore::new(config.tcp),
+            stats: NetStats::default(),
+        }
+    }
+
+    /// The TCP streams, for sending, closing and inspecting outside of handler calls.
+    pub fn tcp(&mut self, now: Instant) -> TcpApi<'_, 'm> {
+        TcpApi {
+            conns: &mut self.conns,
+            core: &mut self.tcp,
+            tx: &mut self.mac.tx,
+            link: &self.link,
+            now,
+        }
+    }
+
+    /// Counters below TCP.
+    pub fn stats(&self) -> &NetStats {
+        &self.stats
+    }
+
+    /// TCP counters.
+    pub fn tcp_stats(&self) -> &TcpStats {
+        &self.tcp.stats
+    }
+
+    /// The MAC driver.
+    pub fn mac(&self) -> &Mac<'m> {
+        &self.mac
+    }
+
+    /// Our addresses.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// The neighbour cache.
+    pub fn arp_cache(&self) -> &ArpCache {
+        &self.arp
+    }
+
+    /// Connection slots in use (any state but CLOSED) and their states, for status
+    /// displays and leak checks.
+    pub fn slots_in_use(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| c.state != tcp::State::Closed)
+            .count()
+    }
+
+    /// The Ethernet interrupt: acknowledge it and handle what arrived.
+    pub fn on_interrupt<H: TcpHandler>(&mut self, now: Instant, handler: &mut H) {
+        self.mac.on_interrupt();
+        self.process_rx(now, handler);
+        self.mac.tx.reap();
+        self.tcp(now).flush_acks();
+    }
+
+    /// One pass of the superloop: driver housekeeping, received frames, kept data, TCP
+    /// timers and owed ACKs.
+    pub fn poll<H: TcpHandler>(&mut self, now: Instant, handler: &mut H) -> MacEvents {
+        let events = self.mac.poll(now);
+        if events.contains(MacEvents::LINK_UP) {
+            self.announce();
+        }
+        self.process_rx(now, handler);
+        self.redeliver_kept(now, handler);
+        let mut api = self.tcp(now);
+        api.on_timers(handler);
+        api.flush_acks();
+        events
+    }
+
+    /// When [`poll`](Self::poll) next has timed work (TCP timers); frames and the link
+    /// are separate wake-ups.
+    pub fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        self.tcp(now).next_deadline()
+    }
+
+    /// Gratuitous ARP when the link comes up: a request for our own address (RFC 5227
+    /// §2.3 announcement), so neighbours refresh their caches.
+    fn announce(&mut self) {
+        let link = self.link;
+        let sent = send_frame(&mut self.mac.tx, |f| {
+            let p = ethernet::emit(f, ethernet::BROADCAST, link.mac, ethernet::ETHERTYPE_ARP)?;
+            let n = arp::emit(
+                p,
+                arp::OP_REQUEST,
+                link.mac,
+                link.ip.address,
+                [0; 6],
+                link.ip.address,
+            )?;
+            Some(ethernet::HEADER_LEN + n)
+        });
+        self.count_send(sent);
+        if sent {
+            self.stats.arp_announcements += 1;
+        }
+    }
+
+    fn count_send(&mut self, sent: bool) {
+        if !sent {
+            self.stats.tx_no_buffer += 1;
+        }
+    }
+
+    fn process_rx<H: TcpHandler>(&mut self, now: Instant, handler: &mut H) {
+        let Interface {
+            mac,
+            link,
+            arp,
+            conns,
+            tcp,
+            stats,
+        } = self;
+        loop {
+            let keep_possible = mac.rx.spare_buffers() > 0;
+            let Some(mut frame) = mac.rx.receive() else {
+                break;
+            };
+            stats.rx_frames += 1;
+            let mut api = TcpApi {
+                conns: &mut conns[..],
+                core: tcp,
+                tx: &mut mac.tx,
+                link,
+                now,
+            };
+            let verdict = handle_frame(frame.data(), &mut api, arp, stats, handler, keep_possible);
+            if let Verdict::Keep { conn, offset, len } = verdict {
+                match frame.keep() {
+                    Some(buf) => {
+                        if let Some(buf) = api.attach_kept(conn, buf, offset, len) {
+                            api.keep_failed(conn, len);
+                            mac.rx.release(buf);
+                        }
+                    }
+                    None => api.keep_failed(conn, len),
+                }
+            } else {
+                drop(frame);
+            }
+            while let Some(b) = tcp.rx_to_release.pop() {
+                mac.rx.release(b);
+            }
+        }
+    }
+
+    /// Offers kept data again to the layer above, oldest first.
+    fn redeliver_kept<H: TcpHandler>(&mut self, now: Instant, handler: &mut H) {
+        let Interface {
+            mac,
+            link,
+            conns,
+            tcp,
+            ..
+        } = self;
+        let mut api = TcpApi {
+            conns: &mut conns[..],
+            core: tcp,
+            tx: &mut mac.tx,
+            link,
+            now,
+        };
+        for i in 0..N {
+            while let Some((id, mut k)) = api.take_kept(i) {
+                let start = k.offset as usize;
+                let len = k.len as usize;
+                let area = mac.rx.kept(&k.buf);
+                let consumed = match area.get_mut(start..start + len) {
+                    Some(data) => handler.on_data(&mut api, id, data).min(len),
+                    None => len, // cannot happen: offsets come from the frame itself
+                };
+                if consumed == len {
+                    mac.rx.release(k.buf);
+                    api.kept_done(id);
+                    continue;
+                }
+                k.offset += consumed as u16;
+                k.len -= consumed as u16;
+                if let Some(buf) = api.put_back_kept(id, k) {
+                    mac.rx.release(buf);
+                }
+                break;
+            }
+        }
+        while let Some(b) = tcp.rx_to_release.pop() {
+            mac.rx.release(b);
+        }
+    }
+}
+
+/// Allocates a TX buffer, lets `build` write a frame and return its length, and sends it.
+fn send_frame(tx: &mut TxRing<'_>, build: impl FnOnce(&mut [u8]) -> Option<usize>) -> bool {
+    let buf = match tx.alloc() {
+        Some(b) => b,
+        None => {
+            tx.reap();
+            match tx.alloc() {
+                Some(b) => b,
+                None => return false,
+            }
+        }
+    };
+    match tx.buffer(&buf).and_then(build) {
+        Some(len) => tx.send(buf, len).is_ok(),
+        None => {
+            tx.release(buf);
+            false
+        }
+    }
+}
+
+/// One received frame, parsed in place.
+fn handle_frame<H: TcpHandler>(
+    data: &mut [u8],
+    api: &mut TcpApi<'_, '_>,
+    arp: &mut ArpCache,
+    stats: &mut NetStats,
+    handler: &mut H,
+    keep_possible: bool,
+) -> Verdict {
+    let Some(eth) = EthernetFrame::new_checked(data) else {
+        stats.rx_truncated += 1;
+        return Verdict::Done;
+    };
+    let src_mac = eth.src();
+    match eth.ethertype() {
+        ethernet::ETHERTYPE_ARP => {
+            handle_arp(eth.into_payload(), src_mac, api, arp, stats);
+            Verdict::Done
+        }
+        ethernet::ETHERTYPE_IPV4 => handle_ipv4(
+            eth.into_payload(),
+            src_mac,
+            api,
+            arp,
+            stats,
+            handler,
+            keep_possible,
+        ),
+        _ => {
+            stats.rx_unknown_ethertype += 1;
+            Verdict::Done
+        }
+    }
+}
+
+fn handle_arp(
+    payload: &[u8],
+    _src_mac: [u8; 6],
+    api: &mut TcpApi<'_, '_>,
+    arp: &mut ArpCache,
+    stats: &mut NetStats,
+) {
+    stats.arp_rx += 1;
+    let Ok(p) = ArpPacket::new_checked(payload) else {
+        stats.arp_malformed += 1;
+        return;
+    };
+    let link = *api.link;
+    let (sender_mac, sender_ip) = (p.sender_mac(), p.sender_ip());
+    if link.ip.on_link(sender_ip) && sender_ip != [0; 4] && sender_ip != link.ip.address {
+        arp.learn(sender_ip, sender_mac, api.now);
+    }
+    if p.operation() != arp::OP_REQUEST || p.target_ip() != link.ip.address {
+        stats.arp_not_for_us += 1;
+        return;
+    }
+    let sent = send_frame(api.tx, |f| {
+        let body = ethernet::emit(f, sender_mac, link.mac, ethernet::ETHERTYPE_ARP)?;
+        let n = arp::emit(
+            body,
+            arp::OP_REPLY,
+            link.mac,
+            link.ip.address,
+            sender_mac,
+            sender_ip,
+        )?;
+        Some(ethernet::HEADER_LEN + n)
+    });
+    if sent {
+        stats.arp_replies += 1;
+    } else {
+        stats.tx_no_buffer += 1;
+    }
+}
+
+fn handle_ipv4<H: TcpHandler>(
+    payload: &mut [u8],
+    src_mac: [u8; 6],
+    api: &mut TcpApi<'_, '_>,
+    arp: &mut ArpCache,
+    stats: &mut NetStats,
+    handler: &mut H,
+    keep_possible: bool,
+) -> Verdict {
+    stats.ip_rx += 1;
+    let pkt = match Ipv4Packet::new_checked(payload) {
+        Ok(p) => p,
+        Err(Ipv4Error::BadChecksum) => {
+            stats.ip_bad_checksum += 1;
+            return Verdict::Done;
+        }
+        Err(Ipv4Error::Fragment) => {
+            stats.ip_fragments += 1;
+            return Verdict::Done;
+        }
+        Err(_) => {
+            stats.ip_malformed += 1;
+            return Verdict::Done;
+        }
+    };
+    let link = *api.link;
+    let (src, dst, proto) = (pkt.src(), pkt.dst(), pkt.protocol());
+    if !link.ip.accepts(dst) {
+        stats.ip_not_for_us += 1;
+        return Verdict::Done;
+    }
+    if link.ip.on_link(src) && src != [0; 4] {
+        // uIP's rule: traffic from a neighbour refreshes its cache entry.
+        arp.learn(src, src_mac, api.now);
+    }
+    let header_len = pkt.header_len();
+    let body = pkt.into_payload();
+    match proto {
+        ipv4::PROTO_TCP => match api.input(handler, src_mac, src, dst, body, keep_possible) {
+            Verdict::Keep { conn, offset, len } => Verdict::Keep {
+                conn,
+                offset: ethernet::HEADER_LEN + header_len + offset,
+                len,
+            },
+            Verdict::Done => Verdict::Done,
+        },
+        ipv4::PROTO_ICMP => {
+            handle_icmp(body, src_mac, src, dst, api, stats);
+            Verdict::Done
+        }
+        _ => {
+            stats.ip_unknown_protocol += 1;
+            Verdict::Done
+        }
+    }
+}
+
+fn handle_icmp(
+    msg: &[u8],
+    src_mac: [u8; 6],
+    src: [u8; 4],
+    dst: [u8; 4],
+    api: &mut TcpApi<'_, '_>,
+    stats: &mut NetStats,
+) {
+    match icmp::check_echo_request(msg) {
+        Ok(()) => {}
+        Err(icmp::IcmpError::Truncated) => {
+            stats.icmp_malformed += 1;
+            return;
+        }
+        Err(icmp::IcmpError::BadChecksum) => {
+            stats.icmp_bad_checksum += 1;
+            return;
+        }
+        Err(icmp::IcmpError::NotEchoRequest) => {
+            stats.icmp_ignored += 1;
+            return;
+        }
+    }
+    let link = *api.link;
+    if dst != link.ip.address {
+        // No replies to broadcast pings (RFC 1122 §3.2.2.6 allows silence).
+        stats.icmp_ignored += 1;
+        return;
+    }
+    let id = api.next_ip_id();
+    let sent = send_frame(api.tx, |f| {
+        let ip = ethernet::emit(f, src_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
+        let body = ipv4::emit(ip, link.ip.address, src, ipv4::PROTO_ICMP, msg.len(), id)?;
+        let reply = body.get_mut(..msg.len())?;
+        reply.copy_from_slice(msg);
+        icmp::make_echo_reply(reply)?;
+        Some(ethernet::HEADER_LEN + ipv4::HEADER_LEN + msg.len())
+    });
+    if sent {
+        stats.icmp_echo_replies += 1;
+    } else {
+        stats.tx_no_buffer += 1;
+    }
+}

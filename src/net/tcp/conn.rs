@@ -1,0 +1,201 @@
+//! The transmission control block of one connection (RFC 9293 §3.3.1), kept small: a
+//! server never opens connections, so there is no SYN-SENT, and sent data lives in the
+//! retained TX buffers themselves, not in a copy.
+
+use super::rtt::Rtt;
+use crate::mac::{RxBuf, TxBuf};
+use crate::time::Instant;
+use bitflags::bitflags;
+
+/// Retained TX segments a connection can hold at most (its send window in segments).
+pub const MAX_TX_SEGMENTS: usize = 4;
+/// Received segments a connection can keep in place at most (its receive window in
+/// segments, when the layer above cannot consume data at once).
+pub const MAX_KEPT: usize = 4;
+
+/// Connection states (RFC 9293 §3.3.2), server side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The slot is free.
+    Closed,
+    /// SYN received, SYN-ACK sent.
+    SynReceived,
+    /// Open.
+    Established,
+    /// We closed; our FIN is not acknowledged yet.
+    FinWait1,
+    /// We closed and our FIN is acknowledged; waiting for the peer's FIN.
+    FinWait2,
+    /// Both closed at once; waiting for the ACK of our FIN.
+    Closing,
+    /// Both closed; waiting out delayed segments.
+    TimeWait,
+    /// The peer closed; we may still send.
+    CloseWait,
+    /// The peer closed, then we did; waiting for the ACK of our FIN.
+    LastAck,
+}
+
+impl State {
+    /// Whether the connection is synchronized (past the handshake, not free).
+    pub fn synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::SynReceived)
+    }
+
+    /// Whether we may still send data.
+    pub fn can_send(self) -> bool {
+        matches!(self, State::Established | State::CloseWait)
+    }
+
+    /// Whether received data is still delivered.
+    pub fn can_receive(self) -> bool {
+        matches!(self, State::Established | State::FinWait1 | State::FinWait2)
+    }
+}
+
+bitflags! {
+    /// Per-connection flags.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ConnFlags: u8 {
+        /// An ACK must go out at the next flush.
+        const ACK_NOW = 1 << 0;
+        /// An ACK is owed; it may wait until `ack_at` for a reply to carry it.
+        const ACK_DELAYED = 1 << 1;
+        /// The layer above closed; our FIN goes out once nothing else is queued.
+        const FIN_QUEUED = 1 << 2;
+        /// Our FIN has been sent (at `fin_seq`).
+        const FIN_SENT = 1 << 3;
+        /// An RTT sample is being timed (`timed_seq`, `timed_at`).
+        const TIMING = 1 << 4;
+        /// The layer above was refused a send; tell it when it may write.
+        const WANT_WRITE = 1 << 5;
+        /// The connection was opened by a SYN cookie (no SYN-RECEIVED state).
+        const FROM_COOKIE = 1 << 6;
+        /// Loss recovery in progress until `recover` is acknowledged (RFC 6582).
+        const RECOVERY = 1 << 7;
+    }
+}
+
+/// A data segment waiting for its acknowledgment, in its retained TX buffer.
+#[derive(Debug)]
+pub struct Unacked {
+    /// Sequence number of its first byte.
+    pub seq: u32,
+    /// Payload bytes.
+    pub len: u16,
+    /// Frame length in the buffer (headers + payload).
+    pub frame_len: u16,
+    /// The retained buffer.
+    pub buf: TxBuf,
+}
+
+/// Received data kept in place because the layer above did not consume it yet.
+#[derive(Debug)]
+pub struct Kept {
+    /// The RX buffer holding the frame.
+    pub buf: RxBuf,
+    /// Offset of the first unconsumed byte in the buffer.
+    pub offset: u16,
+    /// Unconsumed bytes.
+    pub len: u16,
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub(crate) state: State,
+    /// Incremented whenever the slot is reused, so stale handles are refused.
+    pub(crate) generation: u8,
+    pub(crate) flags: ConnFlags,
+    pub(crate) retries: u8,
+    pub(crate) dup_acks: u8,
+    pub(crate) remote_ip: [u8; 4],
+    pub(crate) remote_port: u16,
+    pub(crate) remote_mac: [u8; 6],
+    pub(crate) iss: u32,
+    pub(crate) snd_una: u32,
+    pub(crate) snd_nxt: u32,
+    pub(crate) snd_wnd: u16,
+    pub(crate) snd_wl1: u32,
+    pub(crate) snd_wl2: u32,
+    pub(crate) snd_mss: u16,
+    pub(crate) fin_seq: u32,
+    pub(crate) recover: u32,
+    pub(crate) rcv_nxt: u32,
+    /// The acknowledgment number last sent.
+    pub(crate) ack_sent: u32,
+    /// Right edge of the receive window last advertised (never moved left).
+    pub(crate) rcv_adv: u32,
+    pub(crate) rtt: Rtt,
+    pub(crate) timed_seq: u32,
+    pub(crate) timed_at: Instant,
+    /// Retransmission, persist, SYN-ACK or TIME-WAIT deadline, by state.
+    pub(crate) timer: Option<Instant>,
+    pub(crate) ack_at: Instant,
+    /// When the connection entered its current state (eviction order).
+    pub(crate) since: Instant,
+    pub(crate) unacked: [Option<Unacked>; MAX_TX_SEGMENTS],
+    pub(crate) kept: [Option<Kept>; MAX_KEPT],
+}
+
+impl Conn {
+    /// A free slot.
+    pub const fn new() -> Conn {
+        Conn {
+            state: State::Closed,
+            generation: 0,
+            flags: ConnFlags::empty(),
+            retries: 0,
+            dup_acks: 0,
+            remote_ip: [0; 4],
+            remote_port: 0,
+            remote_mac: [0; 6],
+            iss: 0,
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_wnd: 0,
+            snd_wl1: 0,
+            snd_wl2: 0,
+            snd_mss: 536,
+            fin_seq: 0,
+            recover: 0,
+            rcv_nxt: 0,
+            ack_sent: 0,
+            rcv_adv: 0,
+            rtt: Rtt::new(1000),
+            timed_seq: 0,
+            timed_at: Instant(0),
+            timer: None,
+            ack_at: Instant(0),
+            since: Instant(0),
+            unacked: [const { None }; MAX_TX_SEGMENTS],
+            kept: [const { None }; MAX_KEPT],
+        }
+    }
+
+    /// Unacknowledged data segments held.
+    pub(crate) fn unacked_count(&self) -> usize {
+        self.unacked.iter().filter(|u| u.is_some()).count()
+    }
+
+    /// Kept receive buffers held.
+    pub(crate) fn kept_count(&self) -> usize {
+        self.kept.iter().filter(|k| k.is_some()).count()
+    }
+
+    /// Bytes sent and not yet acknowledged (FIN included).
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.snd_nxt.wrapping_sub(self.snd_una)
+    }
+
+    /// Whether the peer identified by its address and port owns this slot.
+    pub(crate) fn is(&self, ip: [u8; 4], port: u16) -> bool {
+        self.state != State::Closed && self.remote_port == port && self.remote_ip == ip
+    }
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn::new()
+    }
+}

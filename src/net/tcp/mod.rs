@@ -1,0 +1,1711 @@
+//! A server-side TCP (RFC 9293) for a fixed table of connections.
+//!
+//! - Listen on one port; SYN → SYN-ACK with the MSS option, honouring the peer's MSS.
+//!   Half-open connections are bounded; past the bound, SYNs are answered with SYN
+//!   cookies and hold no state, so a SYN flood cannot crowd out established connections
+//!   or clients that complete the handshake. TIME-WAIT slots are reused under pressure.
+//! - Initial sequence numbers per RFC 6528 ([`isn`]).
+//! - In-order receive only: a segment beyond `rcv_nxt` is answered with an ACK and
+//!   dropped (counted). Data is handed to the layer above in place, inside the DMA
+//!   buffer; what it does not consume is kept in place (the RX buffer is detached from
+//!   the ring) and offered again, and the advertised window is the room left for that.
+//! - Sending writes straight into a TX buffer, which is retained until acknowledged and
+//!   retransmitted from as is (ACK and window fields patched, checksum adjusted per
+//!   RFC 1624). RTO per RFC 6298 with Karn's rule and back-off, a retry limit that aborts
+//!   the connection with an event, fast retransmit on three duplicate ACKs with
+//!   NewReno-style recovery (RFC 6582), the peer's window respected, zero-window probes.
+//!   In-flight data is bounded by [`MAX_TX_SEGMENTS`] per connection, below the initial
+//!   window a congestion-controlled sender may use (RFC 6928: 10 segments).
+//! - RST for segments to closed ports and invalid segments (§3.10.7.1); RFC 5961
+//!   challenge ACKs for in-window RST and SYN, and ACK validation; RST and challenge ACKs
+//!   are rate-limited.
+//! - FIN in every state, simultaneous close, a short configurable TIME-WAIT.
+
+pub(crate) mod conn;
+pub mod isn;
+pub mod rtt;
+pub mod segment;
+pub mod seq;
+
+pub use conn::{MAX_KEPT, MAX_TX_SEGMENTS, State};
+pub use rtt::RtoConfig;
+pub use segment::Flags;
+
+use crate::mac::{RxBuf, TxRing};
+use crate::net::checksum::adjust;
+use crate::net::{Link, ethernet, ipv4};
+use crate::time::Instant;
+use conn::{Conn, ConnFlags, Kept, Unacked};
+use segment::{SegmentHeader, SegmentInfo};
+
+/// Bytes before the payload of a data segment: Ethernet, IPv4 and TCP headers.
+pub const DATA_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + segment::HEADER_LEN;
+/// Offset of the TCP header in a frame we built.
+const TCP_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+/// The MSS we announce: a 1500-byte MTU minus IPv4 and TCP headers.
+pub const OUR_MSS: u16 = 1460;
+/// The MSS assumed when the peer sends none (RFC 9293 §3.7.1).
+const DEFAULT_MSS: u16 = 536;
+
+/// A connection handle. Stale handles (the slot was reused) are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    index: u8,
+    generation: u8,
+}
+
+impl ConnId {
+    /// The slot index.
+    pub fn index(self) -> usize {
+        self.index as usize
+    }
+}
+
+/// What happened to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpEvent {
+    /// The handshake completed.
+    Connected,
+    /// The peer sent FIN: no more data will arrive.
+    PeerClosed,
+    /// Closed in order (both FINs acknowledged, or TIME-WAIT entered).
+    Closed,
+    /// The peer reset the connection.
+    Reset,
+    /// Retransmissions were exhausted; the connection was aborted.
+    TimedOut,
+    /// A send that was refused can now go ahead.
+    Writable,
+}
+
+/// Why a send did not go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No such connection, or it can no longer send.
+    NotConnected,
+    /// No room now: the peer's window, the connection's TX budget or the TX buffers are
+    /// exhausted. [`TcpEvent::Writable`] follows when there is room.
+    WouldBlock,
+}
+
+/// TCP configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// The listening port.
+    pub port: u16,
+    /// RTO bounds.
+    pub rto: RtoConfig,
+    /// Retransmissions of the same data before the connection is aborted.
+    pub max_retries: u8,
+    /// SYN-ACK retransmissions before a half-open connection is dropped.
+    pub syn_retries: u8,
+    /// TIME-WAIT duration (RFC 9293 says 2 MSL; a small server trades that for slots).
+    pub time_wait_ms: u32,
+    /// FIN-WAIT-2 without a FIN from the peer for this long frees the slot.
+    pub fin_wait2_timeout_ms: u32,
+    /// ACK delay for received data when no reply carries the ACK (0: at the end of the
+    /// current batch of frames).
+    pub ack_delay_ms: u32,
+    /// Half-open connections held at most; further SYNs get cookies.
+    pub max_half_open: u8,
+    /// Retained TX segments per connection (≤ [`MAX_TX_SEGMENTS`]).
+    pub tx_segments: u8,
+    /// Received segments a connection may keep in place (≤ [`MAX_KEPT`]).
+    pub rx_segments: u8,
+    /// RSTs and challenge ACKs sent per second at most (RFC 5961 §7).
+    pub rst_per_second: u16,
+    /// Secret of the ISN and cookie hash (set it from a random source at start-up).
+    pub secret: [u8; 16],
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            port: 80,
+            rto: RtoConfig::default(),
+            max_retries: 8,
+            syn_retries: 3,
+            time_wait_ms: 2000,
+            fin_wait2_timeout_ms: 30_000,
+            ack_delay_ms: 0,
+            max_half_open: 2,
+            tx_segments: MAX_TX_SEGMENTS as u8,
+            rx_segments: 2,
+            rst_per_second: 100,
+            secret: [0x5A; 16],
+        }
+    }
+}
+
+/// TCP counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Segments received (valid checksum).
+    pub rx_segments: u32,
+    /// Segments dropped: malformed (length, data offset, options).
+    pub rx_malformed: u32,
+    /// Segments dropped: bad checksum.
+    pub rx_bad_checksum: u32,
+    /// Segments to a port nobody listens on (answered with RST).
+    pub rx_closed_port: u32,
+    /// Segments outside the receive window (answered with an ACK).
+    pub rx_out_of_window: u32,
+    /// Segments beyond `rcv_nxt` (out of order: ACKed and dropped).
+    pub rx_out_of_order: u32,
+    /// Segments that were entirely old duplicates.
+    pub rx_duplicate: u32,
+    /// Received bytes not consumed and not kept (not acknowledged; the peer resends).
+    pub rx_unaccepted_bytes: u32,
+    /// Segments with an unacceptable ACK (dropped, RFC 5961 §5).
+    pub rx_bad_ack: u32,
+    /// Segments without ACK in a synchronized state (dropped).
+    pub rx_no_ack: u32,
+    /// Payload bytes delivered to the layer above.
+    pub rx_bytes: u32,
+    /// Connections opened (handshake completed).
+    pub accepted: u32,
+    /// SYN-ACKs sent with a cookie instead of state.
+    pub syn_cookies_sent: u32,
+    /// Connections opened from a valid cookie.
+    pub syn_cookies_accepted: u32,
+    /// ACKs to the listener carrying no valid cookie (answered with RST).
+    pub syn_cookies_rejected: u32,
+    /// Half-open connections dropped after their SYN-ACK retries.
+    pub syn_timeouts: u32,
+    /// Connections refused for want of a slot (RST).
+    pub refused_full: u32,
+    /// TIME-WAIT slots taken over by a new connection.
+    pub time_wait_reused: u32,
+    /// Data segments sent.
+    pub tx_segments: u32,
+    /// Payload bytes sent (first transmissions).
+    pub tx_bytes: u32,
+    /// Retransmissions after a timeout.
+    pub retransmits_timeout: u32,
+    /// Fast retransmissions (three duplicate ACKs) and partial-ACK retransmissions.
+    pub retransmits_fast: u32,
+    /// Retransmissions postponed because the buffer was still being sent.
+    pub retransmits_deferred: u32,
+    /// Zero-window probes sent.
+    pub window_probes: u32,
+    /// Control segments (ACK, RST, SYN-ACK, FIN) not sent for want of a TX buffer.
+    pub tx_no_buffer: u32,
+    /// RSTs sent.
+    pub rst_sent: u32,
+    /// Challenge ACKs sent (RFC 5961).
+    pub challenge_acks: u32,
+    /// RSTs and challenge ACKs suppressed by the rate limit.
+    pub rst_rate_limited: u32,
+    /// Connections reset by the peer.
+    pub resets_received: u32,
+    /// Connections aborted after exhausting retries.
+    pub timeouts: u32,
+}
+
+/// The stack's TCP state that is not per connection.
+pub struct TcpCore {
+    pub(crate) config: TcpConfig,
+    pub(crate) stats: TcpStats,
+    ip_id: u16,
+    rst_tokens: u16,
+    rst_refill: Instant,
+    /// Kept RX buffers given up while the RX ring was busy; the interface returns them.
+    pub(crate) rx_to_release: heapless::Vec<RxBuf, 32>,
+}
+
+impl TcpCore {
+    pub(crate) fn new(config: TcpConfig) -> TcpCore {
+        let mut config = config;
+        config.tx_segments = config.tx_segments.clamp(1, MAX_TX_SEGMENTS as u8);
+        config.rx_segments = config.rx_segments.min(MAX_KEPT as u8);
+        TcpCore {
+            config,
+            stats: TcpStats::default(),
+            ip_id: 0,
+            rst_tokens: config.rst_per_second,
+            rst_refill: Instant(0),
+            rx_to_release: heapless::Vec::new(),
+        }
+    }
+}
+
+/// The layer above TCP.
+pub trait TcpHandler {
+    /// In-order data arrived on `conn`, in place. Return how many bytes were consumed; the
+    /// rest is kept and offered again (or, if it cannot be kept, not acknowledged).
+    fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize;
+    /// Something happened to `conn`.
+    fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent);
+}
+
+/// What to do with the frame a segment came in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing to keep.
+    Done,
+    /// Keep the frame for connection `conn`: `len` bytes from `offset` in the segment.
+    Keep {
+        conn: ConnId,
+        offset: usize,
+        len: usize,
+    },
+}
+
+/// The TCP byte streams, for the layer above and for the interface.
+pub struct TcpApi<'a, 'm> {
+    pub(crate) conns: &'a mut [Conn],
+    pub(crate) core: &'a mut TcpCore,
+    pub(crate) tx: &'a mut TxRing<'m>,
+    pub(crate) link: &'a Link,
+    pub(crate) now: Instant,
+}
+
+impl<'a, 'm> TcpApi<'a, 'm> {
+    // ------------------------------------------------------------ for the layer above
+
+    /// The current time.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn slot(&self, id: ConnId) -> Option<&Conn> {
+        self.conns
+            .get(id.index as usize)
+            .filter(|c| c.generation == id.generation && c.state != State::Closed)
+    }
+
+    fn slot_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns
+            .get_mut(id.index as usize)
+            .filter(|c| c.generation == id.generation && c.state != State::Closed)
+    }
+
+    fn id(&self, i: usize) -> ConnId {
+        ConnId {
+            index: i as u8,
+            generation: self.conns.get(i).map_or(0, |c| c.generation),
+        }
+    }
+
+    /// The state of a connection (`None`: closed or stale handle).
+    pub fn state(&self, id: ConnId) -> Option<State> {
+        self.slot(id).map(|c| c.state)
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self, id: ConnId) -> Option<([u8; 4], u16)> {
+        self.slot(id).map(|c| (c.remote_ip, c.remote_port))
+    }
+
+    /// Open connections (handshake completed, not yet closed).
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, State)> + '_ {
+        self.conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state.synchronized())
+            .map(|(i, c)| {
+                (
+                    ConnId {
+                        index: i as u8,
+                        generation: c.generation,
+                    },
+                    c.state,
+                )
+            })
+    }
+
+    /// Payload bytes one [`send`](Self::send) can take now (0 = would block).
+    pub fn send_capacity(&self, id: ConnId) -> usize {
+        match self.slot(id) {
+            Some(c) => self.room(c),
+            None => 0,
+        }
+    }
+
+    fn room(&self, c: &Conn) -> usize {
+        if !c.state.can_send()
+            || c.flags
+                .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
+            || c.unacked_count() >= self.core.config.tx_segments as usize
+            || self.tx.free_buffers() == 0
+        {
+            return 0;
+        }
+        let window_left = (c.snd_wnd as u32).saturating_sub(c.in_flight());
+        window_left.min(c.snd_mss as u32) as usize
+    }
+
+    /// Sends up to `max` bytes: `write` fills the payload area of a TX frame (at most the
+    /// room available) and returns how many bytes it wrote. The segment is retained until
+    /// acknowledged. Returns the bytes sent.
+    pub fn send(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        write: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        let i = id.index as usize;
+        let Some(c) = self.slot(id) else {
+            return Err(SendError::NotConnected);
+        };
+        if !c.state.can_send()
+            || c.flags
+                .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
+        {
+            return Err(SendError::NotConnected);
+        }
+        let mut room = self.room(c).min(max);
+        if room == 0 && self.tx.free_buffers() == 0 {
+            self.tx.reap();
+            room = self.slot(id).map_or(0, |c| self.room(c)).min(max);
+        }
+        if room == 0 {
+            if let Some(c) = self.slot_mut(id) {
+                c.flags |= ConnFlags::WANT_WRITE;
+            }
+            return Err(SendError::WouldBlock);
+        }
+        let Some(buf) = self.tx.alloc() else {
+            return Err(SendError::WouldBlock);
+        };
+        let n = match self
+            .tx
+            .buffer(&buf)
+            .and_then(|f| f.get_mut(DATA_OFFSET..DATA_OFFSET + room))
+        {
+            Some(area) => write(area).min(room),
+            None => 0,
+        };
+        if n == 0 {
+            self.tx.release(buf);
+            return Ok(0);
+        }
+        let Some(c) = self.conns.get(i) else {
+            self.tx.release(buf);
+            return Err(SendError::NotConnected);
+        };
+        let seq = c.snd_nxt;
+        let window = self.rcv_window(i);
+        let Some(c) = self.conns.get(i) else {
+            self.tx.release(buf);
+            return Err(SendError::NotConnected);
+        };
+        let hdr = SegmentHeader {
+            src_port: self.core.config.port,
+            dst_port: c.remote_port,
+            seq,
+            ack: c.rcv_nxt,
+            flags: Flags::ACK | Flags::PSH,
+            window,
+            mss: None,
+        };
+        let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
+        let frame_len = DATA_OFFSET + n;
+        let built = self.tx.buffer(&buf).and_then(|f| {
+            build(
+                f.get_mut(..frame_len)?,
+                self.link,
+                dst_mac,
+                dst_ip,
+                &hdr,
+                &mut self.core.ip_id,
+            )
+        });
+        if built.is_none() || self.tx.send_retained(&buf, frame_len).is_err() {
+            self.tx.release(buf);
+            return Err(SendError::WouldBlock);
+        }
+        let now = self.now;
+        let core = &mut *self.core;
+        let Some(c) = self.conns.get_mut(i) else {
+            return Ok(n);
+        };
+        let slot = c.unacked.iter_mut().find(|u| u.is_none());
+        match slot {
+            Some(s) => {
+                *s = Some(Unacked {
+                    seq,
+                    len: n as u16,
+                    frame_len: frame_len as u16,
+                    buf,
+                })
+            }
+            None => self.tx.release(buf), // cannot happen: room() checked the budget
+        }
+        c.snd_nxt = seq.wrapping_add(n as u32);
+        c.ack_sent = hdr.ack;
+        c.flags
+            .remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED | ConnFlags::WANT_WRITE);
+        if !c.flags.contains(ConnFlags::TIMING) {
+            c.flags.insert(ConnFlags::TIMING);
+            c.timed_seq = seq;
+            c.timed_at = now;
+        }
+        if c.timer.is_none() {
+            c.timer = Some(now.plus(c.rtt.rto()));
+        }
+        core.stats.tx_segments += 1;
+        core.stats.tx_bytes += n as u32;
+        Ok(n)
+    }
+
+    /// Closes the sending side: FIN after the data already sent. Receiving goes on until
+    /// the peer closes too.
+    pub fn close(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.slot_mut(id) else {
+            return false;
+        };
+        match c.state {
+            State::SynReceived => {
+                // Nothing was exchanged yet: reset rather than linger (§3.10.4).
+                self.abort(id);
+            }
+            State::Established | State::CloseWait => {
+                c.flags.insert(ConnFlags::FIN_QUEUED);
+                self.send_fin(id.index as usize);
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Aborts: RST to the peer, slot freed at once. No event follows.
+    pub fn abort(&mut self, id: ConnId) -> bool {
+        let i = id.index as usize;
+        let Some(c) = self.slot(id) else { return false };
+        if c.state.synchronized() || c.state == State::SynReceived {
+            let (mac, ip) = (c.remote_mac, c.remote_ip);
+            let hdr = header(
+                self.core.config.port,
+                c.remote_port,
+                c.snd_nxt,
+                c.rcv_nxt,
+                Flags::RST | Flags::ACK,
+                0,
+            );
+            self.emit(mac, ip, &hdr);
+            self.core.stats.rst_sent += 1;
+        }
+        self.free(i);
+        true
+    }
+
+    // ------------------------------------------------------------ segment output
+
+    /// The next IPv4 identification value.
+    pub(crate) fn next_ip_id(&mut self) -> u16 {
+        self.core.ip_id = self.core.ip_id.wrapping_add(1);
+        self.core.ip_id
+    }
+
+    /// The receive window to advertise: room for the segments the connection may still
+    /// keep, never retracting the right edge already advertised (RFC 9293 §3.8.6.2.2).
+    fn rcv_window(&mut self, i: usize) -> u16 {
+        let budget = self.core.config.rx_segments as usize;
+        let Some(c) = self.conns.get_mut(i) else {
+            return 0;
+        };
+        let free = budget.saturating_sub(c.kept_count()) as u32;
+        let mut wnd = (free * OUR_MSS as u32).max(if budget == 0 { OUR_MSS as u32 } else { 0 });
+        let promised = c.rcv_adv.wrapping_sub(c.rcv_nxt);
+        if seq::lt(c.rcv_nxt, c.rcv_adv) && promised > wnd {
+            wnd = promised;
+        }
+        let wnd = wnd.min(u16::MAX as u32);
+        c.rcv_adv = c.rcv_nxt.wrapping_add(wnd);
+        wnd as u16
+    }
+
+    /// Sends a segment without payload from a fresh TX buffer (not retained).
+    fn emit(&mut self, mac: [u8; 6], ip: [u8; 4], hdr: &SegmentHeader) -> bool {
+        let buf = match self.tx.alloc() {
+            Some(b) => b,
+            None => {
+                self.tx.reap();
+                match self.tx.alloc() {
+                    Some(b) => b,
+                    None => {
+                        self.core.stats.tx_no_buffer += 1;
+                        return false;
+                    }
+                }
+            }
+        };
+        let len = TCP_AT + hdr.len();
+        let built = self.tx.buffer(&buf).and_then(|f| {
+            build(
+                f.get_mut(..len)?,
+                self.link,
+                mac,
+                ip,
+                hdr,
+                &mut self.core.ip_id,
+            )
+        });
+        if built.is_none() {
+            self.tx.release(buf);
+            return false;
+        }
+        self.tx.send(buf, len).is_ok()
+    }
+
+    /// An ACK with the current window; clears the pending-ACK flags.
+    fn send_ack(&mut self, i: usize) {
+        let window = self.rcv_window(i);
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+        c.ack_sent = c.rcv_nxt;
+        let (mac, ip) = (c.remote_mac, c.remote_ip);
+        let hdr = header(
+            self.core.config.port,
+            c.remote_port,
+            c.snd_nxt,
+            c.rcv_nxt,
+            Flags::ACK,
+            window,
+        );
+        self.emit(mac, ip, &hdr);
+    }
+
+    fn send_syn_ack(&mut self, i: usize) {
+        let window = self.rcv_window(i);
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        c.ack_sent = c.rcv_nxt;
+        let (mac, ip) = (c.remote_mac, c.remote_ip);
+        let mut hdr = header(
+            self.core.config.port,
+            c.remote_port,
+            c.iss,
+            c.rcv_nxt,
+            Flags::SYN | Flags::ACK,
+            window,
+        );
+        hdr.mss = Some(OUR_MSS);
+        self.emit(mac, ip, &hdr);
+    }
+
+    /// Sends (or re-sends) our FIN at `fin_seq`.
+    fn send_fin(&mut self, i: usize) {
+        let window = self.rcv_window(i);
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        if !c.flags.contains(ConnFlags::FIN_SENT) {
+            c.fin_seq = c.snd_nxt;
+            c.snd_nxt = c.snd_nxt.wrapping_add(1);
+            c.flags.insert(ConnFlags::FIN_SENT);
+            c.state = match c.state {
+                State::CloseWait => State::LastAck,
+                _ => State::FinWait1,
+            };
+            c.since = now;
+            if c.timer.is_none() {
+                c.timer = Some(now.plus(c.rtt.rto()));
+            }
+        }
+        c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+        c.ack_sent = c.rcv_nxt;
+        let (mac, ip) = (c.remote_mac, c.remote_ip);
+        let hdr = header(
+            self.core.config.port,
+            c.remote_port,
+            c.fin_seq,
+            c.rcv_nxt,
+            Flags::FIN | Flags::ACK,
+            window,
+        );
+        self.emit(mac, ip, &hdr);
+    }
+
+    /// RST or challenge ACK, if the rate limit allows (RFC 5961 §7).
+    fn rate_ok(&mut self) -> bool {
+        let core = &mut *self.core;
+        if self.now.since(core.rst_refill) >= 1000 {
+            core.rst_refill = self.now;
+            core.rst_tokens = core.config.rst_per_second;
+        }
+        if core.rst_tokens == 0 {
+            core.stats.rst_rate_limited += 1;
+            return false;
+        }
+        core.rst_tokens -= 1;
+        true
+    }
+
+    /// The RST answering a segment that has no connection (RFC 9293 §3.10.7.1).
+    fn reset_for(&mut self, mac: [u8; 6], ip: [u8; 4], seg: &SegmentInfo) {
+        if seg.flags.contains(Flags::RST) || !self.rate_ok() {
+            return;
+        }
+        self.core.stats.rst_sent += 1;
+        let (seq, ack, flags) = if seg.flags.contains(Flags::ACK) {
+            (seg.ack, 0, Flags::RST)
+        } else {
+            (
+                0,
+                seg.seq.wrapping_add(seg.seg_len()),
+                Flags::RST | Flags::ACK,
+            )
+        };
+        // From the port the segment was sent to, which may not be ours.
+        let hdr = SegmentHeader {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            mss: None,
+        };
+        self.emit(mac, ip, &hdr);
+    }
+
+    fn challenge_ack(&mut self, i: usize) {
+        if self.rate_ok() {
+            self.core.stats.challenge_acks += 1;
+            self.send_ack(i);
+        }
+    }
+
+    /// Retransmits the oldest unacknowledged segment (data from its retained buffer, or
+    /// the FIN, or the SYN-ACK). Karn: the RTT sample in progress is abandoned.
+    fn retransmit_first(&mut self, i: usize) -> bool {
+        let window = self.rcv_window(i);
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        c.flags.remove(ConnFlags::TIMING);
+        if c.state == State::SynReceived {
+            self.send_syn_ack(i);
+            return true;
+        }
+        let ack = c.rcv_nxt;
+        if let Some(u) = c.unacked.first().and_then(Option::as_ref) {
+            if self.tx.is_in_flight(&u.buf) {
+                self.core.stats.retransmits_deferred += 1;
+                return false;
+            }
+            let frame_len = u.frame_len as usize;
+            if let Some(f) = self.tx.buffer(&u.buf) {
+                patch_ack_window(f, ack, window);
+            }
+            c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+            c.ack_sent = ack;
+            return self.tx.send_retained(&u.buf, frame_len).is_ok();
+        }
+        if c.flags.contains(ConnFlags::FIN_SENT) && seq::le(c.snd_una, c.fin_seq) {
+            self.send_fin(i);
+            return true;
+        }
+        false
+    }
+
+    /// Frees a slot, giving back its buffers.
+    fn free(&mut self, i: usize) {
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        for u in c.unacked.iter_mut() {
+            if let Some(u) = u.take() {
+                self.tx.release(u.buf);
+            }
+        }
+        for k in c.kept.iter_mut() {
+            if let Some(k) = k.take() {
+                // The ring may be lending a frame right now; the interface returns these.
+                let _ = self.core.rx_to_release.push(k.buf);
+            }
+        }
+        let generation = c.generation.wrapping_add(1);
+        *c = Conn::new();
+        c.generation = generation;
+    }
+
+    // ------------------------------------------------------------ input
+
+    /// Handles one segment (the IPv4 payload). `keep_possible`: the frame can be kept if
+    /// the layer above does not consume all of it.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn input<H: TcpHandler>(
+        &mut self,
+        handler: &mut H,
+        src_mac: [u8; 6],
+        src_ip: [u8; 4],
+        dst_ip: [u8; 4],
+        seg: &mut [u8],
+        keep_possible: bool,
+    ) -> Verdict {
+        let info = match segment::parse(seg, src_ip, dst_ip) {
+            Ok(i) => i,
+            Err(segment::TcpError::BadChecksum) => {
+                self.core.stats.rx_bad_checksum += 1;
+                return Verdict::Done;
+            }
+            Err(_) => {
+                self.core.stats.rx_malformed += 1;
+                return Verdict::Done;
+            }
+        };
+        self.core.stats.rx_segments += 1;
+        if dst_ip != self.link.ip.address {
+            // Broadcast TCP is meaningless; ignore it.
+            self.core.stats.rx_malformed += 1;
+            return Verdict::Done;
+        }
+        if info.dst_port != self.core.config.port {
+            self.core.stats.rx_closed_port += 1;
+            self.reset_for(src_mac, src_ip, &info);
+            return Verdict::Done;
+        }
+        let found = self.conns.iter().position(|c| c.is(src_ip, info.src_port));
+        match found {
+            Some(i) => {
+                let payload = seg.get_mut(info.payload_offset..).unwrap_or_default();
+                self.segment_arrives(handler, i, src_mac, &info, payload, keep_possible)
+            }
+            None => self.listen(handler, src_mac, src_ip, &info, seg, keep_possible),
+        }
+    }
+
+    /// A segment for the listening port with no connection (§3.10.7.2).
+    fn listen<H: TcpHandler>(
+        &mut self,
+        handler: &mut H,
+        mac: [u8; 6],
+        ip: [u8; 4],
+        seg: &SegmentInfo,
+        raw: &mut [u8],
+        keep_possible: bool,
+    ) -> Verdict {
+        if seg.flags.contains(Flags::RST) {
+            return Verdict::Done;
+        }
+        let tuple = isn::four_tuple(
+            self.link.ip.address,
+            self.core.config.port,
+            ip,
+            seg.src_port,
+        );
+        if seg.flags.contains(Flags::ACK) {
+            // Either junk, or the end of a handshake we answered with a cookie.
+            let mss = match isn::check_cookie(
+                &self.core.config.secret,
+                &tuple,
+                self.now.millis(),
+                seg.ack.wrapping_sub(1),
+            ) {
+                Some(m) if !seg.flags.contains(Flags::SYN) => m,
+                _ => {
+                    self.core.stats.syn_cookies_rejected += 1;
+                    self.reset_for(mac, ip, seg);
+                    return Verdict::Done;
+                }
+            };
+            let Some(i) = self.take_slot() else {
+                self.core.stats.refused_full += 1;
+                self.reset_for(mac, ip, seg);
+                return Verdict::Done;
+            };
+            self.core.stats.syn_cookies_accepted += 1;
+            self.open(
+                i,
+                mac,
+                ip,
+                seg.src_port,
+                seg.ack.wrapping_sub(1),
+                seg.seq.wrapping_sub(1),
+                mss,
+            );
+            let window = self.initial_window() as u32;
+            if let Some(c) = self.conns.get_mut(i) {
+                c.flags.insert(ConnFlags::FROM_COOKIE);
+                // The window our cookie SYN-ACK advertised.
+                c.rcv_adv = c.rcv_nxt.wrapping_add(window);
+            }
+            self.established(handler, i, seg);
+            // The ACK may carry data (and FIN): process it as in ESTABLISHED.
+            if seg.payload_len > 0 || seg.flags.contains(Flags::FIN) {
+                let payload = raw.get_mut(seg.payload_offset..).unwrap_or_default();
+                return self.segment_arrives(handler, i, mac, seg, payload, keep_possible);
+            }
+            return Verdict::Done;
+        }
+        if !seg.flags.contains(Flags::SYN) || seg.flags.contains(Flags::FIN) {
+            return Verdict::Done;
+        }
+        let mss = seg.mss.unwrap_or(DEFAULT_MSS);
+        let half_open = self
+            .conns
+            .iter()
+            .filter(|c| c.state == State::SynReceived)
+            .count();
+        let slot = if half_open < self.core.config.max_half_open as usize {
+            self.take_slot()
+        } else {
+            None
+        };
+        match slot {
+            Some(i) => {
+                let iss = isn::isn(&self.core.config.secret, &tuple, self.now.millis());
+                self.open(i, mac, ip, seg.src_port, iss, seg.seq, mss);
+                if let Some(c) = self.conns.get_mut(i) {
+                    c.state = State::SynReceived;
+                    c.snd_wnd = seg.window;
+                    c.timer = Some(self.now.plus(c.rtt.rto()));
+                }
+                self.send_syn_ack(i);
+            }
+            None => {
+                // No state for this one: a cookie carries what we need (RFC 4987 §3.6).
+                let cookie = isn::cookie(&self.core.config.secret, &tuple, self.now.millis(), mss);
+                let ack = seg.seq.wrapping_add(1);
+                self.core.stats.syn_cookies_sent += 1;
+                let mut hdr = header(
+                    self.core.config.port,
+                    seg.src_port,
+                    cookie,
+                    ack,
+                    Flags::SYN | Flags::ACK,
+                    self.initial_window(),
+                );
+                hdr.mss = Some(OUR_MSS);
+                self.emit(mac, ip, &hdr);
+            }
+        }
+        Verdict::Done
+    }
+
+    /// The window of a new connection: room for every segment it may keep.
+    fn initial_window(&self) -> u16 {
+        (self.core.config.rx_segments.max(1) as u32 * OUR_MSS as u32).min(u16::MAX as u32) as u16
+    }
+
+    /// A free slot, or the oldest TIME-WAIT slot (which yields under pressure).
+    fn take_slot(&mut self) -> Option<usize> {
+        if let Some(i) = self.conns.iter().position(|c| c.state == State::Closed) {
+            return Some(i);
+        }
+        let now = self.now;
+        let i = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state == State::TimeWait)
+            .max_by_key(|(_, c)| now.since(c.since))
+            .map(|(i, _)| i)?;
+        self.core.stats.time_wait_reused += 1;
+        self.free(i);
+        Some(i)
+    }
+
+    /// Fills a fresh slot for a connection whose ISS and IRS are known.
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        i: usize,
+        mac: [u8; 6],
+        ip: [u8; 4],
+        port: u16,
+        iss: u32,
+        irs: u32,
+        mss: u16,
+    ) {
+        let now = self.now;
+        let initial_rto = self.core.config.rto.initial_ms;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        let generation = c.generation;
+        *c = Conn::new();
+        c.generation = generation;
+        c.remote_mac = mac;
+        c.remote_ip = ip;
+        c.remote_port = port;
+        c.iss = iss;
+        c.snd_una = iss;
+        c.snd_nxt = iss.wrapping_add(1);
+        c.snd_mss = mss.clamp(64, OUR_MSS);
+        c.rcv_nxt = irs.wrapping_add(1);
+        c.rcv_adv = c.rcv_nxt;
+        c.rtt = rtt::Rtt::new(initial_rto);
+        c.since = now;
+        c.state = State::SynReceived;
+    }
+
+    /// The handshake completed (our SYN is acknowledged).
+    fn established<H: TcpHandler>(&mut self, handler: &mut H, i: usize, seg: &SegmentInfo) {
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        c.state = State::Established;
+        c.since = now;
+        c.snd_una = c.iss.wrapping_add(1);
+        c.snd_wnd = seg.window;
+        c.snd_wl1 = seg.seq;
+        c.snd_wl2 = seg.ack;
+        c.timer = None;
+        c.retries = 0;
+        self.core.stats.accepted += 1;
+        let id = self.id(i);
+        handler.on_event(self, id, TcpEvent::Connected);
+    }
+
+    /// RFC 9293 §3.10.7.4, for a segment matching connection `i`.
+    fn segment_arrives<H: TcpHandler>(
+        &mut self,
+        handler: &mut H,
+        i: usize,
+        mac: [u8; 6],
+        seg: &SegmentInfo,
+        payload: &mut [u8],
+        keep_possible: bool,
+    ) -> Verdict {
+        let Some(c) = self.conns.get_mut(i) else {
+            return Verdict::Done;
+        };
+        c.remote_mac = mac;
+
+        if c.state == State::SynReceived {
+            if seg.flags.contains(Flags::RST) {
+                // In-window RST in SYN-RECEIVED: back to listening (§3.10.7.4, first check).
+                if seq::in_window(
+                    seg.seq,
+                    c.rcv_nxt,
+                    (c.rcv_adv.wrapping_sub(c.rcv_nxt)).max(1),
+                ) {
+                    self.free(i);
+                }
+                return Verdict::Done;
+            }
+            if seg.flags.contains(Flags::SYN) {
+                if seg.seq.wrapping_add(1) == c.rcv_nxt && !seg.flags.contains(Flags::ACK) {
+                    // The peer retransmitted its SYN: answer again.
+                    self.send_syn_ack(i);
+                } else {
+                    self.challenge_ack(i);
+                }
+                return Verdict::Done;
+            }
+            if !seg.flags.contains(Flags::ACK) {
+                return Verdict::Done;
+            }
+            if seg.ack != c.iss.wrapping_add(1) || seg.seq != c.rcv_nxt {
+                // An ACK for something we did not send: RST (§3.10.7.4, SYN-RECEIVED).
+                if seg.ack != c.iss.wrapping_add(1) {
+                    let ip = c.remote_ip;
+                    self.reset_for(mac, ip, seg);
+                }
+                return Verdict::Done;
+            }
+            self.established(handler, i, seg);
+            // Fall through with the ACK's data and FIN, if any.
+        }
+
+        let Some(c) = self.conns.get_mut(i) else {
+            return Verdict::Done;
+        };
+        if !c.state.synchronized() {
+            return Verdict::Done;
+        }
+
+        // --- First: sequence number acceptable? (§3.10.7.4, table of four cases)
+        let rcv_wnd = c.rcv_adv.wrapping_sub(c.rcv_nxt);
+        let seg_len = seg.seg_len();
+        let acceptable = if seg_len == 0 {
+            if rcv_wnd == 0 {
+                seg.seq == c.rcv_nxt
+            } else {
+                seq::in_window(seg.seq, c.rcv_nxt, rcv_wnd)
+            }
+        } else if rcv_wnd == 0 {
+            false
+        } else {
+            seq::in_window(seg.seq, c.rcv_nxt, rcv_wnd)
+                || seq::in_window(seg.seq.wrapping_add(seg_len - 1), c.rcv_nxt, rcv_wnd)
+        };
+        // A segment whose data all lies before rcv_nxt is a duplicate: still ACK it.
+        if !acceptable {
+            if !seg.flags.contains(Flags::RST) {
+                if seq::lt(seg.seq.wrapping_add(seg_len), c.rcv_nxt.wrapping_add(1)) {
+                    self.core.stats.rx_duplicate += 1;
+                } else {
+                    self.core.stats.rx_out_of_window += 1;
+                }
+                if c.state == State::TimeWait
+                    && seg.flags.contains(Flags::SYN)
+                    && seq::lt(c.rcv_nxt, seg.seq)
+                {
+                    // RFC 6191-style reuse: a new SYN beyond the old connection's sequence
+                    // space ends TIME-WAIT early.
+                    self.free(i);
+                    return Verdict::Done;
+                }
+                self.send_ack(i);
+            }
+            return Verdict::Done;
+        }
+
+        // --- Second: RST (RFC 5961 §3.2).
+        if seg.flags.contains(Flags::RST) {
+            if seg.seq == c.rcv_nxt {
+                self.core.stats.resets_received += 1;
+                let id = self.id(i);
+                let notify = !matches!(self.conns.get(i).map(|c| c.state), Some(State::TimeWait));
+                self.free(i);
+                if notify {
+                    handler.on_event(self, id, TcpEvent::Reset);
+                }
+            } else {
+                self.challenge_ack(i);
+            }
+            return Verdict::Done;
+        }
+
+        // --- Fourth: SYN in a synchronized state (RFC 5961 §4.2).
+        if seg.flags.contains(Flags::SYN) {
+            self.challenge_ack(i);
+            return Verdict::Done;
+        }
+
+        // --- Fifth: ACK.
+        if !seg.flags.contains(Flags::ACK) {
+            self.core.stats.rx_no_ack += 1;
+            return Verdict::Done;
+        }
+        if !self.process_ack(handler, i, seg) {
+            return Verdict::Done;
+        }
+
+        // --- Seventh: segment text.
+        let Some(c) = self.conns.get_mut(i) else {
+            return Verdict::Done;
+        };
+        // Trim what we already have (a retransmission overlapping rcv_nxt) and what lies
+        // beyond the window.
+        let skip = c.rcv_nxt.wrapping_sub(seg.seq);
+        let skip = if seq::lt(seg.seq, c.rcv_nxt) {
+            (skip as usize).min(payload.len())
+        } else {
+            0
+        };
+        let mut fin = seg.flags.contains(Flags::FIN);
+        let data_start = skip;
+        let mut data_len = payload.len() - skip;
+        let window_left = c.rcv_adv.wrapping_sub(c.rcv_nxt) as usize;
+        if data_len > window_left {
+            data_len = window_left;
+            fin = false;
+        }
+        let seg_start = seg.seq.wrapping_add(skip as u32);
+        if seq::lt(c.rcv_nxt, seg_start) {
+            // Out of order: tell the peer where we are, drop the data.
+            self.core.stats.rx_out_of_order += 1;
+            if let Some(c) = self.conns.get_mut(i) {
+                c.flags.insert(ConnFlags::ACK_NOW);
+            }
+            return Verdict::Done;
+        }
+
+        let mut verdict = Verdict::Done;
+        if data_len > 0 {
+            if !c.state.can_receive() {
+                // Data after the peer's FIN: ignore (§3.10.7.4, seventh, CLOSE-WAIT...).
+                data_len = 0;
+                fin = false;
+            } else {
+                let (v, accepted) = self.deliver(
+                    handler,
+                    i,
+                    payload,
+                    data_start,
+                    data_len,
+                    seg.payload_offset,
+                    keep_possible,
+                );
+                verdict = v;
+                if accepted < data_len || matches!(v, Verdict::Keep { .. }) {
+                    // The FIN follows data not accepted, or data the layer above has not
+                    // seen yet: leave it for the peer's retransmission, so the layer above
+                    // learns of the close after the data.
+                    fin = false;
+                }
+            }
+        }
+        if fin && self.conns.get(i).is_some_and(|c| c.kept_count() > 0) {
+            fin = false;
+        }
+
+        // --- Eighth: FIN.
+        if fin {
+            self.fin_arrives(handler, i);
+        } else if data_len > 0 {
+            self.schedule_ack(i);
+        }
+        verdict
+    }
+
+    /// ACK processing (§3.10.7.4, fifth). Returns false if the segment is to be dropped.
+    fn process_ack<H: TcpHandler>(&mut self, handler: &mut H, i: usize, seg: &SegmentInfo) -> bool {
+        let now = self.now;
+        let cfg_rto = self.core.config.rto;
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let ack = seg.ack;
+        if seq::lt(c.snd_nxt, ack) {
+            // Acknowledges something not yet sent.
+            self.core.stats.rx_bad_ack += 1;
+            self.send_ack(i);
+            return false;
+        }
+        // RFC 5961 §5.2: acceptable if SND.UNA - MAX.SND.WND <= SEG.ACK.
+        let max_wnd = (c.snd_wnd as u32).max(OUR_MSS as u32 * MAX_TX_SEGMENTS as u32);
+        if seq::lt(ack, c.snd_una.wrapping_sub(max_wnd)) {
+            self.core.stats.rx_bad_ack += 1;
+            self.challenge_ack(i);
+            return false;
+        }
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let old_wnd = c.snd_wnd;
+        if seq::lt(c.snd_una, ack) {
+            // New data acknowledged.
+            if c.flags.contains(ConnFlags::TIMING) && seq::lt(c.timed_seq, ack) {
+                c.flags.remove(ConnFlags::TIMING);
+                let r = now.since(c.timed_at);
+                c.rtt.sample(r, &cfg_rto);
+            }
+            c.snd_una = ack;
+            c.retries = 0;
+            c.dup_acks = 0;
+            // Release fully acknowledged segments (they are in sequence order).
+            while let Some(u) = c.unacked.first().and_then(Option::as_ref) {
+                if !seq::le(u.seq.wrapping_add(u.len as u32), ack) {
+                    break;
+                }
+                if let Some(u) = c.unacked.first_mut().and_then(Option::take) {
+                    self.tx.release(u.buf);
+                }
+                c.unacked.rotate_left(1);
+            }
+            let partial = c.flags.contains(ConnFlags::RECOVERY) && seq::lt(ack, c.recover);
+            if c.flags.contains(ConnFlags::RECOVERY) && !partial {
+                c.flags.remove(ConnFlags::RECOVERY);
+            }
+            c.timer = if c.in_flight() > 0 {
+                Some(now.plus(c.rtt.rto()))
+            } else {
+                None
+            };
+            if partial {
+                // NewReno: a partial ACK means the next segment was lost too.
+                self.core.stats.retransmits_fast += 1;
+                self.retransmit_first(i);
+            }
+        } else if ack == c.snd_una
+            && seg.payload_len == 0
+            && !seg.flags.contains(Flags::FIN)
+            && seg.window == c.snd_wnd
+            && c.unacked_count() > 0
+        {
+            // Duplicate ACK (RFC 5681 §2).
+            c.dup_acks = c.dup_acks.saturating_add(1);
+            if c.dup_acks == 3 && !c.flags.contains(ConnFlags::RECOVERY) {
+                c.flags.insert(ConnFlags::RECOVERY);
+                c.recover = c.snd_nxt;
+                self.core.stats.retransmits_fast += 1;
+                self.retransmit_first(i);
+            }
+        }
+        // Window update (§3.10.7.4: SND.WL1/WL2 guard against old segments).
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        if seq::lt(c.snd_wl1, seg.seq) || (c.snd_wl1 == seg.seq && seq::le(c.snd_wl2, ack)) {
+            c.snd_wnd = seg.window;
+            c.snd_wl1 = seg.seq;
+            c.snd_wl2 = ack;
+        }
+        if c.snd_wnd == 0
+            && c.in_flight() == 0
+            && c.flags.contains(ConnFlags::WANT_WRITE)
+            && c.timer.is_none()
+        {
+            // Zero window with something to say: probe (persist timer).
+            c.timer = Some(now.plus(c.rtt.rto()));
+        }
+        if old_wnd == 0 && c.snd_wnd > 0 && c.in_flight() == 0 {
+            c.timer = None;
+            c.retries = 0;
+        }
+
+        // Our FIN acknowledged?
+        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq, ack);
+        match c.state {
+            State::FinWait1 if fin_acked => {
+                c.state = State::FinWait2;
+                c.since = now;
+                c.timer = None;
+            }
+            State::Closing if fin_acked => {
+                c.state = State::TimeWait;
+                c.since = now;
+                c.timer = Some(now.plus(self.core.config.time_wait_ms));
+            }
+            State::LastAck if fin_acked => {
+                let id = self.id(i);
+                self.free(i);
+                handler.on_event(self, id, TcpEvent::Closed);
+                return false;
+            }
+            State::TimeWait => {
+                // Only a retransmitted FIN can arrive here; handled with the FIN below.
+            }
+            _ => {}
+        }
+        self.notify_writable(handler, i);
+        true
+    }
+
+    /// Tells the layer above it may write again, if it was refused and there is room.
+    fn notify_writable<H: TcpHandler>(&mut self, handler: &mut H, i: usize) {
+        let Some(c) = self.conns.get(i) else { return };
+        if c.flags.contains(ConnFlags::WANT_WRITE) && self.room(c) > 0 {
+            if let Some(c) = self.conns.get_mut(i) {
+                c.flags.remove(ConnFlags::WANT_WRITE);
+            }
+            let id = self.id(i);
+            handler.on_event(self, id, TcpEvent::Writable);
+        }
+    }
+
+    /// In-order data `payload[at..at + len]`: to the layer above in place, the rest kept
+    /// if possible. `payload_offset` is where `payload` starts in the segment. Returns
+    /// the verdict for the frame and the bytes accepted (consumed or kept).
+    #[allow(clippy::too_many_arguments)]
+    fn deliver<H: TcpHandler>(
+        &mut self,
+        handler: &mut H,
+        i: usize,
+        payload: &mut [u8],
+        at: usize,
+        len: usize,
+        payload_offset: usize,
+        keep_possible: bool,
+    ) -> (Verdict, usize) {
+        let budget = self.core.config.rx_segments as usize;
+        let Some(c) = self.conns.get_mut(i) else {
+            return (Verdict::Done, 0);
+        };
+        let can_keep = keep_possible && c.kept_count() < budget;
+        let id = ConnId {
+            index: i as u8,
+            generation: c.generation,
+        };
+        if c.kept_count() > 0 {
+            // Earlier data is still waiting: this goes behind it, or is not accepted.
+            if can_keep {
+                c.rcv_nxt = c.rcv_nxt.wrapping_add(len as u32);
+                self.core.stats.rx_bytes += len as u32;
+                return (
+                    Verdict::Keep {
+                        conn: id,
+                        offset: payload_offset + at,
+                        len,
+                    },
+                    len,
+                );
+            }
+            self.core.stats.rx_unaccepted_bytes += len as u32;
+            c.flags.insert(ConnFlags::ACK_NOW);
+            return (Verdict::Done, 0);
+        }
+        // When the unconsumed rest can be kept, acknowledge the whole segment before the
+        // layer above runs, so a reply it sends carries the ACK.
+        if can_keep {
+            c.rcv_nxt = c.rcv_nxt.wrapping_add(len as u32);
+        }
+        let Some(data) = payload.get_mut(at..at + len) else {
+            return (Verdict::Done, 0);
+        };
+        let consumed = handler.on_data(self, id, data).min(len);
+        let live = self
+            .conns
+            .get_mut(i)
+            .filter(|c| c.generation == id.generation && c.state != State::Closed);
+        let Some(c) = live else {
+            // The layer above aborted the connection.
+            return (Verdict::Done, consumed);
+        };
+        if can_keep {
+            self.core.stats.rx_bytes += len as u32;
+            if consumed < len {
+                let offset = payload_offset + at + consumed;
+                return (
+                    Verdict::Keep {
+                        conn: id,
+                        offset,
+                        len: len - consumed,
+                    },
+                    len,
+                );
+            }
+            return (Verdict::Done, len);
+        }
+        c.rcv_nxt = c.rcv_nxt.wrapping_add(consumed as u32);
+        self.core.stats.rx_bytes += consumed as u32;
+        if consumed < len {
+            self.core.stats.rx_unaccepted_bytes += (len - consumed) as u32;
+            c.flags.insert(ConnFlags::ACK_NOW);
+        }
+        (Verdict::Done, consumed)
+    }
+
+    /// The peer's FIN, in order (§3.10.7.4, eighth).
+    fn fin_arrives<H: TcpHandler>(&mut self, handler: &mut H, i: usize) {
+        let now = self.now;
+        let time_wait = self.core.config.time_wait_ms;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
+        c.flags.insert(ConnFlags::ACK_NOW);
+        let id = ConnId {
+            index: i as u8,
+            generation: c.generation,
+        };
+        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq, c.snd_una);
+        match c.state {
+            State::Established => {
+                c.state = State::CloseWait;
+                c.since = now;
+                handler.on_event(self, id, TcpEvent::PeerClosed);
+            }
+            State::FinWait1 => {
+                if fin_acked {
+                    c.state = State::TimeWait;
+                    c.timer = Some(now.plus(time_wait));
+                } else {
+                    c.state = State::Closing;
+                }
+                c.since = now;
+                handler.on_event(self, id, TcpEvent::PeerClosed);
+            }
+            State::FinWait2 => {
+                c.state = State::TimeWait;
+                c.since = now;
+                c.timer = Some(now.plus(time_wait));
+                handler.on_event(self, id, TcpEvent::PeerClosed);
+                handler.on_event(self, id, TcpEvent::Closed);
+            }
+            State::TimeWait => {
+                // A retransmitted FIN: ACK it again and restart the timer.
+                c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
+                c.timer = Some(now.plus(time_wait));
+            }
+            State::CloseWait | State::Closing | State::LastAck => {
+                // Retransmitted FIN: already counted.
+                c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
+            }
+            State::Closed | State::SynReceived => {}
+        }
+    }
+
+    // ------------------------------------------------------------ timers and ACKs
+
+    /// Runs the connections' timers: retransmission (with the retry limit), zero-window
+    /// probes, SYN-ACK retries, TIME-WAIT and FIN-WAIT-2 expiry, delayed ACKs.
+    pub(crate) fn on_timers<H: TcpHandler>(&mut self, handler: &mut H) {
+        let now = self.now;
+        let cfg = self.core.config;
+        for i in 0..self.conns.len() {
+            let Some(c) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if c.state == State::Closed {
+                continue;
+            }
+            if c.flags.contains(ConnFlags::WANT_WRITE) {
+                // Room may have come from TX buffers other connections gave back.
+                self.notify_writable(handler, i);
+            }
+            let Some(c) = self.conns.get_mut(i) else {
+                continue;
+            };
+            if c.flags.contains(ConnFlags::ACK_DELAYED) && now.reached(c.ack_at) {
+                c.flags.insert(ConnFlags::ACK_NOW);
+            }
+            if c.state == State::FinWait2 && now.since(c.since) >= cfg.fin_wait2_timeout_ms {
+                let id = self.id(i);
+                self.free(i);
+                handler.on_event(self, id, TcpEvent::Closed);
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(i) else {
+                continue;
+            };
+            let Some(t) = c.timer else { continue };
+            if !now.reached(t) {
+                continue;
+            }
+            match c.state {
+                State::TimeWait => self.free(i),
+                State::SynReceived => {
+                    if c.retries >= cfg.syn_retries {
+                        self.core.stats.syn_timeouts += 1;
+                        self.free(i);
+                    } else {
+                        c.retries += 1;
+                        c.rtt.back_off(&cfg.rto);
+                        c.timer = Some(now.plus(c.rtt.rto()));
+                        self.send_syn_ack(i);
+                    }
+                }
+                _ if c.in_flight() > 0 => {
+                    if c.retries >= cfg.max_retries {
+                        self.core.stats.timeouts += 1;
+                        let id = self.id(i);
+                        self.abort(id);
+                        handler.on_event(self, id, TcpEvent::TimedOut);
+                        continue;
+                    }
+                    c.retries += 1;
+                    c.rtt.back_off(&cfg.rto);
+                    c.timer = Some(now.plus(c.rtt.rto()));
+                    // Everything sent after the lost segment is suspect: recover up to here.
+                    c.flags.insert(ConnFlags::RECOVERY);
+                    c.recover = c.snd_nxt;
+                    self.core.stats.retransmits_timeout += 1;
+                    self.retransmit_first(i);
+                }
+                _ if c.snd_wnd == 0 && c.flags.contains(ConnFlags::WANT_WRITE) => {
+                    // Persist: a zero-length segment one before SND.UNA makes the peer
+                    // answer with its current window.
+                    c.rtt.back_off(&cfg.rto);
+                    c.timer = Some(now.plus(c.rtt.rto()));
+                    self.core.stats.window_probes += 1;
+                    let (mac, ip, port, seq) = (
+                        c.remote_mac,
+                        c.remote_ip,
+                        c.remote_port,
+                        c.snd_una.wrapping_sub(1),
+                    );
+                    let window = self.rcv_window(i);
+                    let Some(c) = self.conns.get_mut(i) else {
+                        continue;
+                    };
+                    c.ack_sent = c.rcv_nxt;
+                    let hdr = header(
+                        self.core.config.port,
+                        port,
+                        seq,
+                        c.rcv_nxt,
+                        Flags::ACK,
+                        window,
+                    );
+                    self.emit(mac, ip, &hdr);
+                }
+                _ => c.timer = None,
+            }
+        }
+    }
+
+    /// Sends the ACKs owed now (at the end of a batch of frames, or when delayed ACKs
+    /// expire).
+    pub(crate) fn flush_acks(&mut self) {
+        for i in 0..self.conns.len() {
+            if self
+                .conns
+                .get(i)
+                .is_some_and(|c| c.flags.contains(ConnFlags::ACK_NOW))
+            {
+                self.send_ack(i);
+            }
+        }
+    }
+
+    /// The earliest timer deadline, for a caller that sleeps between events.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        for c in self.conns.iter().filter(|c| c.state != State::Closed) {
+            let mut consider = |t: Instant| {
+                if best.is_none_or(|b| b.reached(t) && b != t) {
+                    best = Some(t);
+                }
+            };
+            if let Some(t) = c.timer {
+                consider(t);
+            }
+            if c.flags.contains(ConnFlags::ACK_DELAYED) {
+                consider(c.ack_at);
+            }
+            if c.state == State::FinWait2 {
+                consider(c.since.plus(self.core.config.fin_wait2_timeout_ms));
+            }
+        }
+        best
+    }
+
+    // ------------------------------------------------------------ kept data
+
+    /// Attaches a kept RX buffer (the frame of a `Verdict::Keep`) to its connection.
+    /// Returns the buffer if the connection is gone or has no room.
+    pub(crate) fn attach_kept(
+        &mut self,
+        id: ConnId,
+        buf: RxBuf,
+        offset: usize,
+        len: usize,
+    ) -> Option<RxBuf> {
+        let Some(c) = self.slot_mut(id) else {
+            return Some(buf);
+        };
+        match c.kept.iter_mut().find(|k| k.is_none()) {
+            Some(slot) => {
+                *slot = Some(Kept {
+                    buf,
+                    offset: offset as u16,
+                    len: len as u16,
+                });
+                None
+            }
+            None => Some(buf),
+        }
+    }
+
+    /// A `Verdict::Keep` whose frame could not be kept: the bytes counted as received
+    /// were not, so take them back (the peer will retransmit).
+    pub(crate) fn keep_failed(&mut self, id: ConnId, len: usize) {
+        if let Some(c) = self.slot_mut(id) {
+            c.rcv_nxt = c.rcv_nxt.wrapping_sub(len as u32);
+            c.rcv_adv = c.rcv_nxt.max(c.rcv_adv);
+            self.core.stats.rx_unaccepted_bytes += len as u32;
+        }
+    }
+
+    /// The oldest kept buffer of connection slot `i` (taken out; give it back with
+    /// [`put_back_kept`](Self::put_back_kept) or drop it with [`kept_done`](Self::kept_done)).
+    pub(crate) fn take_kept(&mut self, i: usize) -> Option<(ConnId, Kept)> {
+        let c = self.conns.get_mut(i)?;
+        let k = c.kept.first_mut()?.take()?;
+        Some((
+            ConnId {
+                index: i as u8,
+                generation: c.generation,
+            },
+            k,
+        ))
+    }
+
+    /// Puts a partly consumed kept buffer back in front. Returns it if the connection is
+    /// gone (the caller releases it).
+    pub(crate) fn put_back_kept(&mut self, id: ConnId, k: Kept) -> Option<RxBuf> {
+        match self.slot_mut(id).and_then(|c| c.kept.first_mut()) {
+            Some(slot) if slot.is_none() => {
+                *slot = Some(k);
+                None
+            }
+            _ => Some(k.buf),
+        }
+    }
+
+    /// The front kept buffer was fully consumed (its buffer already released): close the
+    /// gap, and announce the window it frees if the peer may be waiting for it.
+    pub(crate) fn kept_done(&mut self, id: ConnId) {
+        if let Some(c) = self.slot_mut(id) {
+            let window = c.rcv_adv.wrapping_sub(c.rcv_nxt);
+            c.kept.rotate_left(1);
+            if window < OUR_MSS as u32 {
+                c.flags.insert(ConnFlags::ACK_NOW);
+            }
+        }
+    }
+
+    fn schedule_ack(&mut self, i: usize) {
+        let delay = self.core.config.ack_delay_ms;
+        let now = self.now;
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        if c.ack_sent == c.rcv_nxt {
+            // A reply already carried this ACK.
+            return;
+        }
+        if delay == 0 || c.flags.contains(ConnFlags::ACK_DELAYED) {
+            // Every second segment, or no delay configured: at the end of this batch.
+            c.flags.insert(ConnFlags::ACK_NOW);
+        } else {
+            c.flags.insert(ConnFlags::ACK_DELAYED);
+            c.ack_at = now.plus(delay);
+        }
+    }
+}
+
+/// A header without options.
+fn header(
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: Flags,
+    window: u16,
+) -> SegmentHeader {
+    SegmentHeader {
+        src_port,
+        dst_port,
+        seq,
+        ack,
+        flags,
+        window,
+        mss: None,
+    }
+}
+
+/// Builds Ethernet, IPv4 and TCP headers around a payload already at `DATA_OFFSET` (or
+/// nothing, for control segments); `frame` is exactly the frame.
+fn build(
+    frame: &mut [u8],
+    link: &Link,
+    dst_mac: [u8; 6],
+    dst_ip: [u8; 4],
+    hdr: &SegmentHeader,
+    ip_id: &mut u16,
+) -> Option<()> {
+    let ip = ethernet::emit(frame, dst_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
+    let tcp_len = ip.len().checked_sub(ipv4::HEADER_LEN)?;
+    *ip_id = ip_id.wrapping_add(1);
+    let seg = ipv4::emit(
+        ip,
+        link.ip.address,
+        dst_ip,
+        ipv4::PROTO_TCP,
+        tcp_len,
+        *ip_id,
+    )?;
+    segment::emit(seg, hdr, link.ip.address, dst_ip, None)
+}
+
+/// Rewrites the ACK and window fields of a retained data segment, adjusting its checksum
+/// for the changed words (RFC 1624) instead of reading the payload again.
+fn patch_ack_window(frame: &mut [u8], ack: u32, window: u16) {
+    let Some(h) = frame.get_mut(TCP_AT..TCP_AT + segment::HEADER_LEN) else {
+        return;
+    };
+    let Some(h) = h.first_chunk_mut::<{ segment::HEADER_LEN }>() else {
+        return;
+    };
+    let mut sum = u16::from_be_bytes([h[16], h[17]]);
+    sum = adjust(sum, u16::from_be_bytes([h[8], h[9]]), (ack >> 16) as u16);
+    sum = adjust(sum, u16::from_be_bytes([h[10], h[11]]), ack as u16);
+    sum = adjust(sum, u16::from_be_bytes([h[14], h[15]]), window);
+    h[8..12].copy_from_slice(&ack.to_be_bytes());
+    h[14..16].copy_from_slice(&window.to_be_bytes());
+    h[16..18].copy_from_slice(&sum.to_be_bytes());
+}

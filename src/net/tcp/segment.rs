@@ -1,0 +1,194 @@
+//! TCP segments (RFC 9293 §3.1): a checked view of a received segment and the emitter of
+//! the segments this server sends. The only option read or sent is MSS (kind 2); other
+//! options are skipped by their length, as §3.1 requires.
+
+use crate::net::checksum::{Checksum, pseudo_header};
+use crate::net::ipv4::PROTO_TCP;
+use bitflags::bitflags;
+
+/// Bytes of a TCP header without options.
+pub const HEADER_LEN: usize = 20;
+
+bitflags! {
+    /// TCP control bits.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Flags: u8 {
+        /// No more data from sender.
+        const FIN = 0x01;
+        /// Synchronize sequence numbers.
+        const SYN = 0x02;
+        /// Reset the connection.
+        const RST = 0x04;
+        /// Push.
+        const PSH = 0x08;
+        /// Acknowledgment field significant.
+        const ACK = 0x10;
+        /// Urgent pointer field significant.
+        const URG = 0x20;
+    }
+}
+
+/// Why a segment was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TcpError {
+    /// Shorter than its header.
+    Truncated,
+    /// Data offset below 5 words or beyond the segment.
+    BadDataOffset,
+    /// Checksum mismatch.
+    BadChecksum,
+    /// A malformed option (length 0/1 or running past the header).
+    BadOption,
+}
+
+/// The fields of a received segment the state machine uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window.
+    pub window: u16,
+    /// MSS option, if present.
+    pub mss: Option<u16>,
+    /// Offset of the payload in the segment.
+    pub payload_offset: usize,
+    /// Payload length.
+    pub payload_len: usize,
+}
+
+impl SegmentInfo {
+    /// Sequence space the segment occupies: data plus one for SYN and for FIN.
+    pub fn seg_len(&self) -> u32 {
+        self.payload_len as u32
+            + self.flags.contains(Flags::SYN) as u32
+            + self.flags.contains(Flags::FIN) as u32
+    }
+}
+
+/// Checks a segment (the IPv4 payload) and its checksum against the pseudo-header.
+pub fn parse(seg: &[u8], src_ip: [u8; 4], dst_ip: [u8; 4]) -> Result<SegmentInfo, TcpError> {
+    let (h, _) = seg
+        .split_first_chunk::<HEADER_LEN>()
+        .ok_or(TcpError::Truncated)?;
+    let offset = ((h[12] >> 4) as usize) * 4;
+    if offset < HEADER_LEN || offset > seg.len() {
+        return Err(TcpError::BadDataOffset);
+    }
+    let mut c = pseudo_header(src_ip, dst_ip, PROTO_TCP, seg.len() as u16);
+    c.add(seg);
+    if c.finish() != 0 {
+        return Err(TcpError::BadChecksum);
+    }
+    let options = seg.get(HEADER_LEN..offset).ok_or(TcpError::BadDataOffset)?;
+    Ok(SegmentInfo {
+        src_port: u16::from_be_bytes([h[0], h[1]]),
+        dst_port: u16::from_be_bytes([h[2], h[3]]),
+        seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
+        flags: Flags::from_bits_truncate(h[13]),
+        window: u16::from_be_bytes([h[14], h[15]]),
+        mss: parse_mss(options)?,
+        payload_offset: offset,
+        payload_len: seg.len() - offset,
+    })
+}
+
+/// The MSS option among `options`, skipping the others by length.
+fn parse_mss(mut options: &[u8]) -> Result<Option<u16>, TcpError> {
+    let mut mss = None;
+    while let Some((&kind, rest)) = options.split_first() {
+        match kind {
+            0 => break,          // end of option list
+            1 => options = rest, // no-operation
+            _ => {
+                let &len = rest.first().ok_or(TcpError::BadOption)?;
+                let len = len as usize;
+                if len < 2 || len > options.len() {
+                    return Err(TcpError::BadOption);
+                }
+                if kind == 2 && len == 4 {
+                    mss = Some(u16::from_be_bytes([options[2], options[3]]));
+                }
+                options = &options[len..];
+            }
+        }
+    }
+    Ok(mss)
+}
+
+/// Header fields of a segment to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number.
+    pub ack: u32,
+    /// Control bits.
+    pub flags: Flags,
+    /// Window.
+    pub window: u16,
+    /// MSS option to include (SYN-ACK only).
+    pub mss: Option<u16>,
+}
+
+impl SegmentHeader {
+    /// Header length with options.
+    pub fn len(&self) -> usize {
+        HEADER_LEN + if self.mss.is_some() { 4 } else { 0 }
+    }
+
+    /// Whether the header is option-less (never empty: 20 bytes at least).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// Writes the header into `seg[..hdr.len()]`, where the payload `seg[hdr.len()..]` is
+/// already in place, and fills in the checksum. `payload_sum`, when given, is the sum of
+/// the payload computed while it was written, so the payload is not read again.
+pub fn emit(
+    seg: &mut [u8],
+    hdr: &SegmentHeader,
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    payload_sum: Option<Checksum>,
+) -> Option<()> {
+    let hlen = hdr.len();
+    let total = seg.len();
+    let (h, rest) = seg.split_first_chunk_mut::<HEADER_LEN>()?;
+    h[0..2].copy_from_slice(&hdr.src_port.to_be_bytes());
+    h[2..4].copy_from_slice(&hdr.dst_port.to_be_bytes());
+    h[4..8].copy_from_slice(&hdr.seq.to_be_bytes());
+    h[8..12].copy_from_slice(&hdr.ack.to_be_bytes());
+    h[12] = ((hlen / 4) as u8) << 4;
+    h[13] = hdr.flags.bits();
+    h[14..16].copy_from_slice(&hdr.window.to_be_bytes());
+    h[16..20].copy_from_slice(&[0, 0, 0, 0]);
+    if let Some(mss) = hdr.mss {
+        let (o, _) = rest.split_first_chunk_mut::<4>()?;
+        *o = [2, 4, (mss >> 8) as u8, mss as u8];
+    }
+    let mut c = pseudo_header(src_ip, dst_ip, PROTO_TCP, total as u16);
+    match payload_sum {
+        Some(p) => {
+            c.add(seg.get(..hlen)?);
+            c.combine(p);
+        }
+        None => c.add(seg),
+    }
+    let sum = c.finish();
+    seg.get_mut(16..18)?.copy_from_slice(&sum.to_be_bytes());
+    Some(())
+}
