@@ -12,10 +12,15 @@ pub mod crc;
 pub mod eth;
 mod mem;
 pub mod pcap;
+pub mod peer;
 pub mod phy;
+pub mod tap;
+pub mod testbed;
 pub mod wire;
 
 pub use board::{Board, BoardConfig, Firmware};
 pub use eth::{Faults, ModelStats};
+pub use peer::PeerHost;
 pub use phy::PhyConfig;
+pub use testbed::{Link, Station, Testbed};
 pub use wire::{End, Impairments, Wire, WireConfig};
