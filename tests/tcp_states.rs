@@ -647,3 +647,37 @@ fn rst_and_challenge_acks_are_rate_limited() {
         "refilled after a second"
     );
 }
+
+#[test]
+fn sack_permitted_is_accepted_and_sack_blocks_recover_a_hole_at_once() {
+    let mut rig = Rig::new();
+    let mut syn = Seg::new(P, 100, 0, SYN).mss(1460);
+    syn.options.extend_from_slice(&[1, 1, 4, 2]); // NOP NOP SACK-permitted
+    let r = rig.send(syn);
+    let sa = &r[0];
+    assert!(
+        sa.options.windows(2).any(|w| w == [4, 2]),
+        "SACK-permitted answered: {:?}",
+        sa.options
+    );
+    let iss = sa.seq;
+    rig.send(Seg::new(P, 101, iss + 1, ACK));
+    // Three segments in flight; the first is lost, the peer SACKs the other two while
+    // sending data of its own (so its duplicate ACKs carry data and do not count).
+    rig.app_send(&[5u8; 3 * 1460]);
+    let segs = rig.take_out();
+    assert_eq!(segs.len(), 3);
+    let (l, r2) = (iss + 1 + 1460, iss + 1 + 3 * 1460);
+    let mut ack = Seg::new(P, 101, iss + 1, ACK | PSH).data(b"peer data");
+    ack.options = vec![1, 1, 5, 10];
+    ack.options.extend_from_slice(&l.to_be_bytes());
+    ack.options.extend_from_slice(&r2.to_be_bytes());
+    let r = rig.send(ack);
+    let resent: Vec<_> = r.iter().filter(|s| !s.payload.is_empty()).collect();
+    assert_eq!(resent.len(), 1, "the hole, resent at once: {r:?}");
+    assert_eq!(resent[0].seq, iss + 1);
+    assert_eq!(rig.fw.iface.tcp_stats().retransmits_sack, 1);
+    // The cumulative ACK covering everything ends recovery; nothing is resent again.
+    let r = rig.send(Seg::new(P, 110, iss + 1 + 3 * 1460, ACK));
+    assert!(r.iter().all(|s| s.payload.is_empty()));
+}

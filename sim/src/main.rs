@@ -1,22 +1,9 @@
 //! `mzw1-sim`: runs the reference firmware on the simulated board, board time following
 //! the wall clock, and shows the board's status.
 
-use mzw1_reference::{App, Config};
-use mzw1_sim::{Board, BoardConfig, Firmware};
-use mzw1_wss::mac::IrqShared;
-use mzw1_wss::time::Instant;
+use mzw1_reference::Config;
+use mzw1_sim::{Board, BoardConfig, Reference};
 use std::time::{Duration, Instant as WallClock};
-
-struct Reference(App);
-
-impl Firmware for Reference {
-    fn on_interrupt(&mut self, now: Instant) {
-        self.0.on_interrupt(now);
-    }
-    fn poll(&mut self, now: Instant) {
-        self.0.poll(now);
-    }
-}
 
 fn usage() -> ! {
     eprintln!("usage: mzw1-sim [--duration SECS]");
@@ -45,17 +32,7 @@ fn main() {
     }
 
     let mut board = Board::new(BoardConfig::default());
-    let (dma, window) = board.alloc_dma();
-    let shared: &'static IrqShared = Box::leak(Box::new(IrqShared::new()));
-    let app = App::new(
-        board.peripherals(),
-        dma,
-        window,
-        shared,
-        Config::default(),
-        board.now(),
-    );
-    let mut fw = Reference(app);
+    let mut fw = Reference::boot(&mut board, Config::default());
     let start = WallClock::now();
     let mut last_status = String::new();
     loop {

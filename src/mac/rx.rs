@@ -287,6 +287,34 @@ impl RxFrame<'_, '_> {
         self.len == 0
     }
 
+    /// Copies `len` frame bytes from `from` into kept buffer `to` at `at` (to coalesce a
+    /// small segment behind data already kept). False if out of range.
+    pub fn append_to_kept(&mut self, from: usize, len: usize, to: &RxBuf, at: usize) -> bool {
+        let i = self.ring.next as usize;
+        let Some(&src) = self.ring.attached.get(i) else {
+            return false;
+        };
+        if src == to.index {
+            return false;
+        }
+        let (sp, dp) = (self.ring.buffer_ptr(src), self.ring.buffer_ptr(to.index));
+        // SAFETY: two different buffers: the lent frame's and a kept one, both reachable
+        // only through this ring, which this frame borrows mutably.
+        let (s, d) = unsafe {
+            (
+                Buffer::frame(sp, self.len as usize),
+                Buffer::frame(dp, RX_DMA_SIZE),
+            )
+        };
+        match (s.get(from..from + len), d.get_mut(at..at + len)) {
+            (Some(s), Some(d)) => {
+                d.copy_from_slice(s);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Keeps the frame's buffer for the stack and re-arms the descriptor with a spare
     /// buffer. `None` (the frame is then given back as usual) when no spare is free.
     pub fn keep(mut self) -> Option<RxBuf> {

@@ -229,7 +229,18 @@ impl<'m, const N: usize> Interface<'m, N> {
                 now,
             };
             let verdict = handle_frame(frame.data(), &mut api, arp, stats, handler, keep_possible);
-            if let Verdict::Keep { conn, offset, len } = verdict {
+            if let Verdict::Append { conn, offset, len } = verdict {
+                let copied = match api.append_target(conn) {
+                    Some((buf, at)) => frame.append_to_kept(offset, len, buf, at),
+                    None => false,
+                };
+                drop(frame);
+                if copied {
+                    api.appended(conn, len);
+                } else {
+                    api.keep_failed(conn, len);
+                }
+            } else if let Verdict::Keep { conn, offset, len } = verdict {
                 match frame.keep() {
                     Some(buf) => {
                         if let Some(buf) = api.attach_kept(conn, buf, offset, len) {
@@ -362,10 +373,18 @@ fn handle_arp(
     };
     let link = *api.link;
     let (sender_mac, sender_ip) = (p.sender_mac(), p.sender_ip());
-    if link.ip.on_link(sender_ip) && sender_ip != [0; 4] && sender_ip != link.ip.address {
+    // RFC 826 "merge": refresh a neighbour we know, and learn one that addresses us.
+    // ARP is the only source of neighbour addresses: the source address of other
+    // frames is not covered by any checksum past the FCS, so it is never trusted.
+    let for_us = p.target_ip() == link.ip.address;
+    let usable = link.ip.on_link(sender_ip) && sender_ip != [0; 4] && sender_ip != link.ip.address;
+    if usable && (for_us || arp.lookup(sender_ip).is_some()) {
+        if arp.lookup(sender_ip) != Some(sender_mac) {
+            api.neighbour_changed(sender_ip, sender_mac);
+        }
         arp.learn(sender_ip, sender_mac, api.now);
     }
-    if p.operation() != arp::OP_REQUEST || p.target_ip() != link.ip.address {
+    if p.operation() != arp::OP_REQUEST || !for_us {
         stats.arp_not_for_us += 1;
         return;
     }
@@ -419,15 +438,19 @@ fn handle_ipv4<H: TcpHandler>(
         stats.ip_not_for_us += 1;
         return Verdict::Done;
     }
-    if link.ip.on_link(src) && src != [0; 4] {
-        // uIP's rule: traffic from a neighbour refreshes its cache entry.
-        arp.learn(src, src_mac, api.now);
-    }
+    // Replies go to the next hop's address as ARP knows it; the frame's source address is
+    // only a fallback for a neighbour ARP has not told us about.
+    let peer_mac = arp.lookup(link.ip.next_hop(src)).unwrap_or(src_mac);
     let header_len = pkt.header_len();
     let body = pkt.into_payload();
     match proto {
-        ipv4::PROTO_TCP => match api.input(handler, src_mac, src, dst, body, keep_possible) {
+        ipv4::PROTO_TCP => match api.input(handler, peer_mac, src, dst, body, keep_possible) {
             Verdict::Keep { conn, offset, len } => Verdict::Keep {
+                conn,
+                offset: ethernet::HEADER_LEN + header_len + offset,
+                len,
+            },
+            Verdict::Append { conn, offset, len } => Verdict::Append {
                 conn,
                 offset: ethernet::HEADER_LEN + header_len + offset,
                 len,
@@ -435,7 +458,7 @@ fn handle_ipv4<H: TcpHandler>(
             Verdict::Done => Verdict::Done,
         },
         ipv4::PROTO_ICMP => {
-            handle_icmp(body, src_mac, src, dst, api, stats);
+            handle_icmp(body, peer_mac, src, dst, api, stats);
             Verdict::Done
         }
         _ => {

@@ -13,8 +13,9 @@ use mzw1_wss::time::Instant;
 
 /// RX descriptors.
 pub const RXD: usize = 8;
-/// RX buffers (descriptors plus spares the stack may keep).
-pub const RXB: usize = 12;
+/// RX buffers: the descriptors plus 8 spares in which TCP keeps data the layer above has
+/// not consumed yet (each connection may keep 4, its receive window).
+pub const RXB: usize = 16;
 /// TX buffers and descriptors.
 pub const TXB: usize = 8;
 
@@ -49,6 +50,7 @@ impl Default for Config {
             ip: DEFAULT_IP,
             tcp: TcpConfig {
                 port: 80,
+                rx_segments: 4,
                 ..TcpConfig::default()
             },
         }

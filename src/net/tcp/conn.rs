@@ -56,7 +56,7 @@ impl State {
 bitflags! {
     /// Per-connection flags.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct ConnFlags: u8 {
+    pub struct ConnFlags: u16 {
         /// An ACK must go out at the next flush.
         const ACK_NOW = 1 << 0;
         /// An ACK is owed; it may wait until `ack_at` for a reply to carry it.
@@ -73,6 +73,8 @@ bitflags! {
         const FROM_COOKIE = 1 << 6;
         /// Loss recovery in progress until `recover` is acknowledged (RFC 6582).
         const RECOVERY = 1 << 7;
+        /// The peer offered SACK (RFC 2018) and we accepted: its SACK blocks are used.
+        const SACK_OK = 1 << 8;
     }
 }
 
@@ -87,6 +89,10 @@ pub struct Unacked {
     pub frame_len: u16,
     /// The retained buffer.
     pub buf: TxBuf,
+    /// The peer reported it received this segment (a SACK block covers it).
+    pub sacked: bool,
+    /// Retransmitted during the current loss recovery.
+    pub resent: bool,
 }
 
 /// Received data kept in place because the layer above did not consume it yet.

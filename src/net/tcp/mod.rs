@@ -12,8 +12,9 @@
 //! - Sending writes straight into a TX buffer, which is retained until acknowledged and
 //!   retransmitted from as is (ACK and window fields patched, checksum adjusted per
 //!   RFC 1624). RTO per RFC 6298 with Karn's rule and back-off, a retry limit that aborts
-//!   the connection with an event, fast retransmit on three duplicate ACKs with
-//!   NewReno-style recovery (RFC 6582), the peer's window respected, zero-window probes.
+//!   the connection with an event, fast retransmit on three duplicate ACKs (early
+//!   retransmit, RFC 5827, for smaller flights) with NewReno-style recovery (RFC 6582),
+//!   the peer's window respected, zero-window probes.
 //!   In-flight data is bounded by [`MAX_TX_SEGMENTS`] per connection, below the initial
 //!   window a congestion-controlled sender may use (RFC 6928: 10 segments).
 //! - RST for segments to closed ports and invalid segments (§3.10.7.1); RFC 5961
@@ -44,6 +45,9 @@ pub const DATA_OFFSET: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + segment
 const TCP_AT: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 /// The MSS we announce: a 1500-byte MTU minus IPv4 and TCP headers.
 pub const OUR_MSS: u16 = 1460;
+/// TX buffers data segments never take: ACKs, SYN-ACKs, RSTs, ARP and ICMP replies must
+/// find one even when every connection has its full flight of retained segments.
+pub const CONTROL_RESERVE: u32 = 2;
 /// The MSS assumed when the peer sends none (RFC 9293 §3.7.1).
 const DEFAULT_MSS: u16 = 536;
 
@@ -156,6 +160,8 @@ pub struct TcpStats {
     pub rx_duplicate: u32,
     /// Received bytes not consumed and not kept (not acknowledged; the peer resends).
     pub rx_unaccepted_bytes: u32,
+    /// Small segments copied behind a connection's last kept segment (its keep slots full).
+    pub rx_coalesced: u32,
     /// Segments with an unacceptable ACK (dropped, RFC 5961 §5).
     pub rx_bad_ack: u32,
     /// Segments without ACK in a synchronized state (dropped).
@@ -172,6 +178,8 @@ pub struct TcpStats {
     pub syn_cookies_rejected: u32,
     /// Half-open connections dropped after their SYN-ACK retries.
     pub syn_timeouts: u32,
+    /// Half-open connections dropped to make room for a completed cookie handshake.
+    pub half_open_evicted: u32,
     /// Connections refused for want of a slot (RST).
     pub refused_full: u32,
     /// TIME-WAIT slots taken over by a new connection.
@@ -184,6 +192,8 @@ pub struct TcpStats {
     pub retransmits_timeout: u32,
     /// Fast retransmissions (three duplicate ACKs) and partial-ACK retransmissions.
     pub retransmits_fast: u32,
+    /// Retransmissions of segments SACK showed lost (RFC 6675).
+    pub retransmits_sack: u32,
     /// Retransmissions postponed because the buffer was still being sent.
     pub retransmits_deferred: u32,
     /// Zero-window probes sent.
@@ -245,6 +255,13 @@ pub(crate) enum Verdict {
     Done,
     /// Keep the frame for connection `conn`: `len` bytes from `offset` in the segment.
     Keep {
+        conn: ConnId,
+        offset: usize,
+        len: usize,
+    },
+    /// Copy `len` bytes from `offset` in the segment behind the data `conn` last kept,
+    /// whose buffer has room for them.
+    Append {
         conn: ConnId,
         offset: usize,
         len: usize,
@@ -327,7 +344,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             || c.flags
                 .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
             || c.unacked_count() >= self.core.config.tx_segments as usize
-            || self.tx.free_buffers() == 0
+            || self.tx.free_buffers() <= CONTROL_RESERVE
         {
             return 0;
         }
@@ -355,7 +372,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return Err(SendError::NotConnected);
         }
         let mut room = self.room(c).min(max);
-        if room == 0 && self.tx.free_buffers() == 0 {
+        if room == 0 && self.tx.free_buffers() <= CONTROL_RESERVE {
             self.tx.reap();
             room = self.slot(id).map_or(0, |c| self.room(c)).min(max);
         }
@@ -398,6 +415,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             flags: Flags::ACK | Flags::PSH,
             window,
             mss: None,
+            sack_permitted: false,
         };
         let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
         let frame_len = DATA_OFFSET + n;
@@ -428,6 +446,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     len: n as u16,
                     frame_len: frame_len as u16,
                     buf,
+                    sacked: false,
+                    resent: false,
                 })
             }
             None => self.tx.release(buf), // cannot happen: room() checked the budget
@@ -491,6 +511,17 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     // ------------------------------------------------------------ segment output
+
+    /// ARP learned a new Ethernet address for neighbour `ip`: connections routed through
+    /// it follow.
+    pub(crate) fn neighbour_changed(&mut self, ip: [u8; 4], mac: [u8; 6]) {
+        let ipc = self.link.ip;
+        for c in self.conns.iter_mut().filter(|c| c.state != State::Closed) {
+            if ipc.next_hop(c.remote_ip) == ip {
+                c.remote_mac = mac;
+            }
+        }
+    }
 
     /// The next IPv4 identification value.
     pub(crate) fn next_ip_id(&mut self) -> u16 {
@@ -585,6 +616,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             window,
         );
         hdr.mss = Some(OUR_MSS);
+        hdr.sack_permitted = c.flags.contains(ConnFlags::SACK_OK);
         self.emit(mac, ip, &hdr);
     }
 
@@ -661,6 +693,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             flags,
             window: 0,
             mss: None,
+            sack_permitted: false,
         };
         self.emit(mac, ip, &hdr);
     }
@@ -684,25 +717,91 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             self.send_syn_ack(i);
             return true;
         }
-        let ack = c.rcv_nxt;
-        if let Some(u) = c.unacked.first().and_then(Option::as_ref) {
-            if self.tx.is_in_flight(&u.buf) {
-                self.core.stats.retransmits_deferred += 1;
-                return false;
-            }
-            let frame_len = u.frame_len as usize;
-            if let Some(f) = self.tx.buffer(&u.buf) {
-                patch_ack_window(f, ack, window);
-            }
-            c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
-            c.ack_sent = ack;
-            return self.tx.send_retained(&u.buf, frame_len).is_ok();
+        if c.unacked.first().is_some_and(Option::is_some) {
+            return self.resend(i, 0, window);
         }
         if c.flags.contains(ConnFlags::FIN_SENT) && seq::le(c.snd_una, c.fin_seq) {
             self.send_fin(i);
             return true;
         }
         false
+    }
+
+    /// Sends retained segment `k` of connection `i` again, with the current ACK and
+    /// window.
+    fn resend(&mut self, i: usize, k: usize, window: u16) -> bool {
+        let Some(c) = self.conns.get_mut(i) else {
+            return false;
+        };
+        let ack = c.rcv_nxt;
+        let Some(u) = c.unacked.get_mut(k).and_then(Option::as_mut) else {
+            return false;
+        };
+        if self.tx.is_in_flight(&u.buf) {
+            self.core.stats.retransmits_deferred += 1;
+            return false;
+        }
+        u.resent = true;
+        let frame_len = u.frame_len as usize;
+        if let Some(f) = self.tx.buffer(&u.buf) {
+            patch_ack_window(f, ack, window);
+        }
+        let sent = self.tx.send_retained(&u.buf, frame_len).is_ok();
+        c.flags
+            .remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED | ConnFlags::TIMING);
+        c.ack_sent = ack;
+        sent
+    }
+
+    /// SACK-based loss recovery (RFC 6675, simplified): marks the segments the peer's
+    /// SACK blocks cover, then retransmits, once per recovery, each segment with enough
+    /// SACKed segments above it to call it lost: three, or one less than the segments
+    /// outstanding when fewer than four are (as early retransmit, RFC 5827).
+    fn sack_recovery(&mut self, i: usize, seg: &SegmentInfo) {
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        if !c.flags.contains(ConnFlags::SACK_OK) || seg.sack_blocks == 0 {
+            return;
+        }
+        let blocks = seg.sack.get(..seg.sack_blocks as usize).unwrap_or_default();
+        let mut outstanding = 0u8;
+        for u in c.unacked.iter_mut().flatten() {
+            let end = u.seq.wrapping_add(u.len as u32);
+            if blocks
+                .iter()
+                .any(|&(l, r)| seq::le(l, u.seq) && seq::le(end, r))
+            {
+                u.sacked = true;
+            }
+            outstanding += 1;
+        }
+        let threshold = if outstanding < 4 {
+            outstanding.saturating_sub(1).max(1)
+        } else {
+            3
+        };
+        let mut lost = [false; conn::MAX_TX_SEGMENTS];
+        let mut sacked_above = 0u8;
+        for (k, u) in c.unacked.iter().enumerate().rev() {
+            let Some(u) = u else { continue };
+            if u.sacked {
+                sacked_above += 1;
+            } else if !u.resent && sacked_above >= threshold {
+                if let Some(l) = lost.get_mut(k) {
+                    *l = true;
+                }
+            }
+        }
+        if lost.iter().any(|&l| l) && !c.flags.contains(ConnFlags::RECOVERY) {
+            c.flags.insert(ConnFlags::RECOVERY);
+            c.recover = c.snd_nxt;
+        }
+        let window = self.rcv_window(i);
+        for (k, _) in lost.iter().enumerate().filter(|(_, l)| **l) {
+            self.core.stats.retransmits_sack += 1;
+            self.resend(i, k, window);
+        }
     }
 
     /// Frees a slot, giving back its buffers.
@@ -806,7 +905,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     return Verdict::Done;
                 }
             };
-            let Some(i) = self.take_slot() else {
+            // A peer that answered our cookie has proven its address; an unproven
+            // half-open entry gives way to it if the table is full.
+            let Some(i) = self.take_slot().or_else(|| self.evict_half_open()) else {
                 self.core.stats.refused_full += 1;
                 self.reset_for(mac, ip, seg);
                 return Verdict::Done;
@@ -857,6 +958,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     c.state = State::SynReceived;
                     c.snd_wnd = seg.window;
                     c.timer = Some(self.now.plus(c.rtt.rto()));
+                    c.flags.set(ConnFlags::SACK_OK, seg.sack_permitted);
                 }
                 self.send_syn_ack(i);
             }
@@ -899,6 +1001,21 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             .max_by_key(|(_, c)| now.since(c.since))
             .map(|(i, _)| i)?;
         self.core.stats.time_wait_reused += 1;
+        self.free(i);
+        Some(i)
+    }
+
+    /// Frees the oldest half-open (SYN-RECEIVED) slot, if any.
+    fn evict_half_open(&mut self) -> Option<usize> {
+        let now = self.now;
+        let i = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.state == State::SynReceived)
+            .max_by_key(|(_, c)| now.since(c.since))
+            .map(|(i, _)| i)?;
+        self.core.stats.half_open_evicted += 1;
         self.free(i);
         Some(i)
     }
@@ -969,7 +1086,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return Verdict::Done;
         };
-        c.remote_mac = mac;
 
         if c.state == State::SynReceived {
             if seg.flags.contains(Flags::RST) {
@@ -1198,13 +1314,22 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             let partial = c.flags.contains(ConnFlags::RECOVERY) && seq::lt(ack, c.recover);
             if c.flags.contains(ConnFlags::RECOVERY) && !partial {
                 c.flags.remove(ConnFlags::RECOVERY);
+                for u in c.unacked.iter_mut().flatten() {
+                    u.resent = false;
+                }
             }
+            // The next hole, unless SACK already showed it arrived or it was resent.
+            let first_open = c
+                .unacked
+                .first()
+                .and_then(Option::as_ref)
+                .is_some_and(|u| !u.sacked && !u.resent);
             c.timer = if c.in_flight() > 0 {
                 Some(now.plus(c.rtt.rto()))
             } else {
                 None
             };
-            if partial {
+            if partial && first_open {
                 // NewReno: a partial ACK means the next segment was lost too.
                 self.core.stats.retransmits_fast += 1;
                 self.retransmit_first(i);
@@ -1215,15 +1340,24 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             && seg.window == c.snd_wnd
             && c.unacked_count() > 0
         {
-            // Duplicate ACK (RFC 5681 §2).
+            // Duplicate ACK (RFC 5681 §2). With fewer than four segments outstanding,
+            // three duplicates may never come: early retransmit (RFC 5827) lowers the
+            // threshold to one less than the segments outstanding.
             c.dup_acks = c.dup_acks.saturating_add(1);
-            if c.dup_acks == 3 && !c.flags.contains(ConnFlags::RECOVERY) {
+            let outstanding = c.unacked_count() as u8;
+            let threshold = if outstanding < 4 {
+                outstanding.saturating_sub(1).max(1)
+            } else {
+                3
+            };
+            if c.dup_acks == threshold && !c.flags.contains(ConnFlags::RECOVERY) {
                 c.flags.insert(ConnFlags::RECOVERY);
                 c.recover = c.snd_nxt;
                 self.core.stats.retransmits_fast += 1;
                 self.retransmit_first(i);
             }
         }
+        self.sack_recovery(i, seg);
         // Window update (§3.10.7.4: SND.WL1/WL2 guard against old segments).
         let Some(c) = self.conns.get_mut(i) else {
             return false;
@@ -1318,6 +1452,24 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     Verdict::Keep {
                         conn: id,
                         offset: payload_offset + at,
+                        len,
+                    },
+                    len,
+                );
+            }
+            // Out of slots: a small segment may still fit behind the last kept one.
+            let tail_room = c.kept.iter().flatten().last().map_or(0, |k| {
+                crate::mac::dma::RX_DMA_SIZE.saturating_sub(k.offset as usize + k.len as usize)
+            });
+            if len <= tail_room {
+                c.rcv_nxt = c.rcv_nxt.wrapping_add(len as u32);
+                self.core.stats.rx_bytes += len as u32;
+                self.core.stats.rx_coalesced += 1;
+                let offset = payload_offset + at;
+                return (
+                    Verdict::Append {
+                        conn: id,
+                        offset,
                         len,
                     },
                     len,
@@ -1480,8 +1632,14 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     c.rtt.back_off(&cfg.rto);
                     c.timer = Some(now.plus(c.rtt.rto()));
                     // Everything sent after the lost segment is suspect: recover up to here.
+                    // SACK information is forgotten, since a receiver may renege on it
+                    // (RFC 2018 §8).
                     c.flags.insert(ConnFlags::RECOVERY);
                     c.recover = c.snd_nxt;
+                    for u in c.unacked.iter_mut().flatten() {
+                        u.sacked = false;
+                        u.resent = false;
+                    }
                     self.core.stats.retransmits_timeout += 1;
                     self.retransmit_first(i);
                 }
@@ -1580,6 +1738,22 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
+    /// The buffer a `Verdict::Append` goes into, and where in it.
+    pub(crate) fn append_target(&self, id: ConnId) -> Option<(&RxBuf, usize)> {
+        let k = self.slot(id)?.kept.iter().flatten().last()?;
+        Some((&k.buf, k.offset as usize + k.len as usize))
+    }
+
+    /// `len` bytes were appended behind the last kept data of `id`.
+    pub(crate) fn appended(&mut self, id: ConnId, len: usize) {
+        let last = self
+            .slot_mut(id)
+            .and_then(|c| c.kept.iter_mut().flatten().last());
+        if let Some(k) = last {
+            k.len += len as u16;
+        }
+    }
+
     /// A `Verdict::Keep` whose frame could not be kept: the bytes counted as received
     /// were not, so take them back (the peer will retransmit).
     pub(crate) fn keep_failed(&mut self, id: ConnId, len: usize) {
@@ -1665,6 +1839,7 @@ fn header(
         flags,
         window,
         mss: None,
+        sack_permitted: false,
     }
 }
 

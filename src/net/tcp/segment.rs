@@ -1,6 +1,7 @@
 //! TCP segments (RFC 9293 §3.1): a checked view of a received segment and the emitter of
-//! the segments this server sends. The only option read or sent is MSS (kind 2); other
-//! options are skipped by their length, as §3.1 requires.
+//! the segments this server sends. Options read: MSS (kind 2), SACK-permitted (kind 4) and
+//! SACK blocks (kind 5, RFC 2018); others are skipped by their length, as §3.1 requires.
+//! Options sent: MSS and SACK-permitted, on the SYN-ACK only.
 
 use crate::net::checksum::{Checksum, pseudo_header};
 use crate::net::ipv4::PROTO_TCP;
@@ -58,6 +59,12 @@ pub struct SegmentInfo {
     pub window: u16,
     /// MSS option, if present.
     pub mss: Option<u16>,
+    /// SACK-permitted option present (meaningful on a SYN).
+    pub sack_permitted: bool,
+    /// SACK blocks (left edge, right edge), `sack_blocks` of them valid.
+    pub sack: [(u32, u32); 4],
+    /// Valid entries of `sack`.
+    pub sack_blocks: u8,
     /// Offset of the payload in the segment.
     pub payload_offset: usize,
     /// Payload length.
@@ -88,6 +95,7 @@ pub fn parse(seg: &[u8], src_ip: [u8; 4], dst_ip: [u8; 4]) -> Result<SegmentInfo
         return Err(TcpError::BadChecksum);
     }
     let options = seg.get(HEADER_LEN..offset).ok_or(TcpError::BadDataOffset)?;
+    let opts = parse_options(options)?;
     Ok(SegmentInfo {
         src_port: u16::from_be_bytes([h[0], h[1]]),
         dst_port: u16::from_be_bytes([h[2], h[3]]),
@@ -95,15 +103,26 @@ pub fn parse(seg: &[u8], src_ip: [u8; 4], dst_ip: [u8; 4]) -> Result<SegmentInfo
         ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
         flags: Flags::from_bits_truncate(h[13]),
         window: u16::from_be_bytes([h[14], h[15]]),
-        mss: parse_mss(options)?,
+        mss: opts.mss,
+        sack_permitted: opts.sack_permitted,
+        sack: opts.sack,
+        sack_blocks: opts.sack_blocks,
         payload_offset: offset,
         payload_len: seg.len() - offset,
     })
 }
 
-/// The MSS option among `options`, skipping the others by length.
-fn parse_mss(mut options: &[u8]) -> Result<Option<u16>, TcpError> {
-    let mut mss = None;
+#[derive(Default)]
+struct Options {
+    mss: Option<u16>,
+    sack_permitted: bool,
+    sack: [(u32, u32); 4],
+    sack_blocks: u8,
+}
+
+/// The options we use among `options`, skipping the others by length.
+fn parse_options(mut options: &[u8]) -> Result<Options, TcpError> {
+    let mut o = Options::default();
     while let Some((&kind, rest)) = options.split_first() {
         match kind {
             0 => break,          // end of option list
@@ -114,14 +133,28 @@ fn parse_mss(mut options: &[u8]) -> Result<Option<u16>, TcpError> {
                 if len < 2 || len > options.len() {
                     return Err(TcpError::BadOption);
                 }
-                if kind == 2 && len == 4 {
-                    mss = Some(u16::from_be_bytes([options[2], options[3]]));
+                let (this, next) = options.split_at(len);
+                match (kind, this) {
+                    (2, &[_, 4, hi, lo]) => o.mss = Some(u16::from_be_bytes([hi, lo])),
+                    (4, &[_, 2]) => o.sack_permitted = true,
+                    (5, _) => {
+                        let blocks = this.get(2..).unwrap_or_default().chunks_exact(8);
+                        for (block, slot) in blocks.zip(o.sack.iter_mut()) {
+                            if let (Some(l), Some(r)) =
+                                (block.first_chunk::<4>(), block.last_chunk::<4>())
+                            {
+                                *slot = (u32::from_be_bytes(*l), u32::from_be_bytes(*r));
+                                o.sack_blocks += 1;
+                            }
+                        }
+                    }
+                    _ => {}
                 }
-                options = &options[len..];
+                options = next;
             }
         }
     }
-    Ok(mss)
+    Ok(o)
 }
 
 /// Header fields of a segment to send.
@@ -141,12 +174,16 @@ pub struct SegmentHeader {
     pub window: u16,
     /// MSS option to include (SYN-ACK only).
     pub mss: Option<u16>,
+    /// Include SACK-permitted (SYN-ACK only, when the SYN offered it).
+    pub sack_permitted: bool,
 }
 
 impl SegmentHeader {
     /// Header length with options.
     pub fn len(&self) -> usize {
-        HEADER_LEN + if self.mss.is_some() { 4 } else { 0 }
+        HEADER_LEN
+            + if self.mss.is_some() { 4 } else { 0 }
+            + if self.sack_permitted { 4 } else { 0 }
     }
 
     /// Whether the header is option-less (never empty: 20 bytes at least).
@@ -176,9 +213,15 @@ pub fn emit(
     h[13] = hdr.flags.bits();
     h[14..16].copy_from_slice(&hdr.window.to_be_bytes());
     h[16..20].copy_from_slice(&[0, 0, 0, 0]);
+    let mut opts = rest;
     if let Some(mss) = hdr.mss {
-        let (o, _) = rest.split_first_chunk_mut::<4>()?;
+        let (o, more) = opts.split_first_chunk_mut::<4>()?;
         *o = [2, 4, (mss >> 8) as u8, mss as u8];
+        opts = more;
+    }
+    if hdr.sack_permitted {
+        let (o, _) = opts.split_first_chunk_mut::<4>()?;
+        *o = [1, 1, 4, 2]; // NOP, NOP, SACK-permitted (RFC 2018 §2)
     }
     let mut c = pseudo_header(src_ip, dst_ip, PROTO_TCP, total as u16);
     match payload_sum {
