@@ -9,6 +9,7 @@
 pub mod mac;
 pub mod net;
 pub mod time;
+pub mod ws;
 
 #[cfg(all(target_arch = "mips", target_os = "none"))]
 pub mod rt;

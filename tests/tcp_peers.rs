@@ -234,11 +234,12 @@ fn syn_flood_does_not_disturb_established_connections_or_lock_out_new_ones() {
     // interleaved with the echo traffic.
     let mut rng = Rng::new(5);
     let mut sent = 0;
+    let flood_start = tb.now_ns();
     let mut late = None;
     let ok = tb.run_until(
         |tb| {
             let now = tb.now_ns();
-            while sent < 10_000 && (sent as u64) * 50_000 <= now - 0 {
+            while sent < 10_000 && flood_start + (sent as u64) * 50_000 <= now {
                 let ip = [192, 168, 7, 10 + (rng.below(200) as u8)];
                 let frame = spoofed_syn(
                     ip,

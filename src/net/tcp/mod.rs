@@ -787,10 +787,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             let Some(u) = u else { continue };
             if u.sacked {
                 sacked_above += 1;
-            } else if !u.resent && sacked_above >= threshold {
-                if let Some(l) = lost.get_mut(k) {
-                    *l = true;
-                }
+            } else if !u.resent
+                && sacked_above >= threshold
+                && let Some(l) = lost.get_mut(k)
+            {
+                *l = true;
             }
         }
         if lost.iter().any(|&l| l) && !c.flags.contains(ConnFlags::RECOVERY) {

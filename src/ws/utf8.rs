@@ -1,0 +1,727 @@
+//! Streaming UTF-8 validation of text messages (RFC 6455 §5.6, §8.1), ASCII a word at a
+//! time.
+//!
+//! RFC 6455 §5.6: the payload of a text message is UTF-8; a message may be fragmented
+//! (§5.4) and a character may be split between fragments, so only the whole message has
+//! to be valid. §8.1: when an endpoint finds a text message that is not valid UTF-8 it
+//! MUST _Fail the WebSocket Connection_ (close code 1007, §7.4.1). A server need not wait
+//! for the end of the message for that: [`Utf8Validator`] is fed the payload in whatever
+//! pieces it arrives (fragments, and TCP segments within them) and reports the error at
+//! the first byte that no valid message could contain, which is what the Autobahn
+//! testsuite's cases 6.4.x check ("fail fast").
+//!
+//! Validity is exactly that of `core::str::from_utf8`: the well-formed byte sequences of
+//! RFC 3629 §4 (the Unicode Standard's table 3-7 "Well-Formed UTF-8 Byte Sequences"):
+//!
+//! | code points        | byte 1 | byte 2 | byte 3 | byte 4 |
+//! |--------------------|--------|--------|--------|--------|
+//! | U+0000..U+007F     | 00..7F |        |        |        |
+//! | U+0080..U+07FF     | C2..DF | 80..BF |        |        |
+//! | U+0800..U+0FFF     | E0     | A0..BF | 80..BF |        |
+//! | U+1000..U+CFFF     | E1..EC | 80..BF | 80..BF |        |
+//! | U+D000..U+D7FF     | ED     | 80..9F | 80..BF |        |
+//! | U+E000..U+FFFF     | EE..EF | 80..BF | 80..BF |        |
+//! | U+10000..U+3FFFF   | F0     | 90..BF | 80..BF | 80..BF |
+//! | U+40000..U+FFFFF   | F1..F3 | 80..BF | 80..BF | 80..BF |
+//! | U+100000..U+10FFFF | F4     | 80..8F | 80..BF | 80..BF |
+//!
+//! The restricted second-byte ranges are what exclude overlong forms (C0, C1, E0 80..9F,
+//! F0 80..8F), the surrogates U+D800..U+DFFF (ED A0..BF) and code points above U+10FFFF
+//! (F4 90..BF, F5..FF). So the state carried between pieces is the number of continuation
+//! bytes still expected and the range the next one must fall in; every later one is
+//! 80..BF. A sequence may be split at any byte.
+//!
+//! Between characters, ASCII is skipped a 32-bit word at a time, eight aligned words
+//! (32 bytes) per loop iteration: a byte is ASCII iff its top bit is clear, so a block
+//! is all ASCII iff the OR of its words has no bit of `0x80808080` set. Only the bytes
+//! before the first aligned word and after the last one are looked at one by one (and
+//! the first 8 of a run, 4 at a time, since runs in text are often short). A multi-byte
+//! sequence that lies whole in the piece is checked in one step; only one cut by the end
+//! of a piece, or an invalid one, goes through the byte-by-byte state machine, which
+//! carries it over or finds the offending byte.
+
+/// Where a message stopped being valid UTF-8.
+///
+/// Mirrors `core::str::Utf8Error` for a message fed in pieces: the message's valid prefix
+/// ends [`prefix_len`](Utf8Error::prefix_len) bytes before
+/// [`offset`](Utf8Error::offset) in the piece that failed (those bytes, the start of the
+/// rejected sequence, may lie in earlier pieces), so the `valid_up_to()` of the whole
+/// message is `piece_start + offset - prefix_len`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Utf8Error {
+    /// Offset within the piece of the first byte no valid message could contain; 0 from
+    /// `finish`.
+    offset: usize,
+    /// Bytes of the rejected sequence before `offset` (0..=3).
+    prefix: u8,
+    /// The message ended inside a sequence (reported by `finish`).
+    truncated: bool,
+}
+
+impl Utf8Error {
+    /// The error every call reports once the message has been found invalid.
+    const AFTER_FAILURE: Utf8Error = Utf8Error {
+        offset: 0,
+        prefix: 0,
+        truncated: false,
+    };
+
+    /// The offset, within the `data` of the [`feed`](Utf8Validator::feed) that failed,
+    /// of the first byte that cannot occur at its place in valid UTF-8 (an impossible
+    /// lead byte, or a byte outside the range its sequence allows next). 0 for an error
+    /// from [`finish`](Utf8Validator::finish) or after an earlier error.
+    #[inline(always)]
+    pub const fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// How many bytes of the rejected sequence (its lead byte and the continuation bytes
+    /// accepted so far) come before [`offset`](Utf8Error::offset): 0..=3. They may belong
+    /// to earlier pieces.
+    #[inline(always)]
+    pub const fn prefix_len(&self) -> usize {
+        self.prefix as usize
+    }
+
+    /// As `core::str::Utf8Error::error_len`: the length of the invalid sequence at the
+    /// end of the valid prefix (1..=3), or `None` when the message ended inside a
+    /// sequence that could still have been completed.
+    #[inline(always)]
+    pub const fn error_len(&self) -> Option<usize> {
+        if self.truncated {
+            None
+        } else if self.prefix == 0 {
+            Some(1)
+        } else {
+            Some(self.prefix as usize)
+        }
+    }
+}
+
+/// A UTF-8 validator for one message, fed in pieces.
+///
+/// Call [`feed`](Utf8Validator::feed) with each piece of the payload in order, then
+/// [`finish`](Utf8Validator::finish) at the end of the message (the frame with FIN set),
+/// then [`reset`](Utf8Validator::reset) for the next message. Once an error has been
+/// reported, every later `feed` and `finish` reports one too (with offset 0) until
+/// `reset`: a caller that carries on regardless cannot have a bad message accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Utf8Validator {
+    /// Continuation bytes still expected (0 between characters).
+    need: u8,
+    /// Bytes of the current sequence seen so far (for the error's `prefix_len`).
+    seen: u8,
+    /// The range the next byte must fall in, when `need > 0`: from `lo`...
+    lo: u8,
+    /// ... to `lo + span`.
+    span: u8,
+    /// An error has been reported.
+    failed: bool,
+}
+
+/// Top bit of every byte of a word: a byte is ASCII iff its top bit is clear.
+const HIGH: u32 = 0x8080_8080;
+
+/// For a lead byte (not ASCII): the number of continuation bytes and the range of the
+/// first one (RFC 3629 §4); `None` for a byte that cannot start a sequence. The
+/// definition; the validator uses it as the table [`LEADS`].
+const fn lead(b: u8) -> Option<(u8, u8, u8)> {
+    match b {
+        0xC2..=0xDF => Some((1, 0x80, 0xBF)),
+        // Overlong below U+0800.
+        0xE0 => Some((2, 0xA0, 0xBF)),
+        0xE1..=0xEC | 0xEE..=0xEF => Some((2, 0x80, 0xBF)),
+        // Surrogates U+D800..U+DFFF.
+        0xED => Some((2, 0x80, 0x9F)),
+        // Overlong below U+10000.
+        0xF0 => Some((3, 0x90, 0xBF)),
+        0xF1..=0xF3 => Some((3, 0x80, 0xBF)),
+        // Above U+10FFFF.
+        0xF4 => Some((3, 0x80, 0x8F)),
+        // Continuation bytes 80..BF, overlong leads C0 C1, and F5..FF (RFC 3629 §1: these
+        // never appear).
+        _ => None,
+    }
+}
+
+/// [`lead`] as a table for the bytes C0..FF (index `b & 0x3F`), 128 bytes: the low byte
+/// is the lowest allowed next byte, bits 8..14 the width of the range less one, bits
+/// 14..16 the number of continuation bytes (0: not a lead byte).
+const LEADS: [u16; 64] = {
+    let mut t = [0u16; 64];
+    let mut i = 0;
+    while i < 64 {
+        if let Some((n, lo, hi)) = lead(0xC0 | i as u8) {
+            t[i] = (n as u16) << 14 | ((hi - lo) as u16) << 8 | lo as u16;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// For a byte that is not ASCII: the number of continuation bytes and the range of the
+/// first one as (`lo`, `span`), from [`LEADS`]; `None` if it cannot start a sequence.
+#[inline(always)]
+fn classify(b: u8) -> Option<(u8, u8, u8)> {
+    if b < 0xC0 {
+        return None;
+    }
+    // `& 0x3F` keeps the index in the table: no bounds check, no panic path.
+    let e = LEADS[(b & 0x3F) as usize];
+    let n = (e >> 14) as u8;
+    (n != 0).then_some((n, e as u8, (e >> 8) as u8 & 0x3F))
+}
+
+/// `b` is in `lo..=lo + span` (one compare: below `lo` wraps around to above `span`).
+#[inline(always)]
+const fn within(b: u8, lo: u8, span: u8) -> bool {
+    (b as u32).wrapping_sub(lo as u32) <= span as u32
+}
+
+/// `b` is a continuation byte, 80..BF.
+#[inline(always)]
+const fn is_cont(b: u8) -> bool {
+    (b as i8) < -64
+}
+
+/// The position, in memory order, of the first non-ASCII byte of a word that has one.
+#[inline(always)]
+fn first_high(w: u32) -> usize {
+    let h = w & HIGH;
+    // The byte at the lowest address is the least significant on a little-endian CPU.
+    let bits = if cfg!(target_endian = "little") {
+        h.trailing_zeros()
+    } else {
+        h.leading_zeros()
+    };
+    (bits / 8) as usize
+}
+
+/// The position of the first non-ASCII byte of a block of words, in bytes (the block's
+/// size if there is none).
+#[inline(always)]
+fn first_high_in<const N: usize>(block: &[u32; N]) -> usize {
+    let mut n = 0;
+    for &w in block {
+        if w & HIGH != 0 {
+            return n + first_high(w);
+        }
+        n += 4;
+    }
+    n
+}
+
+/// The length of the ASCII prefix of `s`.
+#[inline]
+fn ascii_len(s: &[u8]) -> usize {
+    // SAFETY: every bit pattern is a valid u32; `align_to` only reinterprets the aligned
+    // middle of the slice, head and tail stay bytes.
+    let (head, words, tail) = unsafe { s.align_to::<u32>() };
+    if let Some(i) = head.iter().position(|&b| b >= 0x80) {
+        return i;
+    }
+    // The hot loop: 8 words (32 bytes) per iteration, spelled out because `opt-level =
+    // "s"` does not unroll. On MIPS32 it is 8 loads, 7 ORs, an AND, a branch on the
+    // result and the loop's own 5 (end test, pointer and count, a delay slot): 22
+    // instructions per 32 bytes. The position is only worked out once a block has a
+    // non-ASCII byte, from the iterator's progress.
+    let (blocks, words) = words.as_chunks::<8>();
+    let mut iter = blocks.iter();
+    while let Some(block) = iter.next() {
+        let [a, b, c, d, e, f, g, h] = *block;
+        if (a | b | c | d | e | f | g | h) & HIGH != 0 {
+            let done = blocks.len() - iter.len() - 1;
+            return head.len() + done * 32 + first_high_in(block);
+        }
+    }
+    let mut n = head.len() + blocks.len() * 32;
+    for &w in words {
+        if w & HIGH != 0 {
+            return n + first_high(w);
+        }
+        n += 4;
+    }
+    match tail.iter().position(|&b| b >= 0x80) {
+        Some(i) => n + i,
+        None => s.len(),
+    }
+}
+
+/// What follows the run of ASCII at the start of `s`.
+#[inline]
+fn skip_ascii(mut s: &[u8]) -> &[u8] {
+    // Runs in text are often short (the letters between accented ones, the spaces between
+    // words of another script): the first 8 bytes are checked 4 at a time at any
+    // alignment, which costs less than setting up the aligned word scan; a longer run
+    // goes on there.
+    for _ in 0..2 {
+        match s {
+            [a, b, c, d, tail @ ..] if (a | b | c | d) < 0x80 => s = tail,
+            _ => {
+                // A non-ASCII byte among the next 4, or fewer than 4 left.
+                while let [c, tail @ ..] = s {
+                    if *c >= 0x80 {
+                        break;
+                    }
+                    s = tail;
+                }
+                return s;
+            }
+        }
+    }
+    s.get(ascii_len(s)..).unwrap_or_default()
+}
+
+impl Utf8Validator {
+    /// A validator at the start of a message.
+    #[inline(always)]
+    pub const fn new() -> Utf8Validator {
+        Utf8Validator {
+            need: 0,
+            seen: 0,
+            lo: 0,
+            span: 0,
+            failed: false,
+        }
+    }
+
+    /// Forgets the message: ready for the next one.
+    #[inline(always)]
+    pub fn reset(&mut self) {
+        *self = Utf8Validator::new();
+    }
+
+    /// Validates `data`, the bytes of the message that follow those fed so far.
+    ///
+    /// A sequence left incomplete at the end of `data` is not an error here: the next
+    /// piece may complete it. Reports the first byte that makes the message invalid,
+    /// whatever follows it (RFC 6455 §8.1).
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), Utf8Error> {
+        if self.failed {
+            return Err(Utf8Error::AFTER_FAILURE);
+        }
+        let Utf8Validator {
+            mut need,
+            mut seen,
+            mut lo,
+            mut span,
+            ..
+        } = *self;
+        let mut rest = data;
+        let verdict = 'scan: loop {
+            // Inside a sequence: the next byte within [lo, lo + span], the ones after it
+            // 80..BF.
+            while need != 0 {
+                let Some((&b, r)) = rest.split_first() else {
+                    break 'scan Ok(());
+                };
+                if !within(b, lo, span) {
+                    break 'scan Err(Utf8Error {
+                        offset: data.len() - rest.len(),
+                        prefix: seen,
+                        truncated: false,
+                    });
+                }
+                rest = r;
+                need -= 1;
+                seen += 1;
+                lo = 0x80;
+                span = 0x3F;
+            }
+            // Between characters.
+            loop {
+                let Some((&b, r)) = rest.split_first() else {
+                    break 'scan Ok(());
+                };
+                if b < 0x80 {
+                    rest = skip_ascii(rest);
+                    continue;
+                }
+                let Some((n, l, w)) = classify(b) else {
+                    break 'scan Err(Utf8Error {
+                        offset: data.len() - rest.len(),
+                        prefix: 0,
+                        truncated: false,
+                    });
+                };
+                // Most sequences lie whole in the piece: check all their bytes at once.
+                match (n, r) {
+                    (1, [c1, tail @ ..]) if within(*c1, l, w) => rest = tail,
+                    (2, [c1, c2, tail @ ..]) if within(*c1, l, w) && is_cont(*c2) => rest = tail,
+                    (3, [c1, c2, c3, tail @ ..])
+                        if within(*c1, l, w) && is_cont(*c2) && is_cont(*c3) =>
+                    {
+                        rest = tail
+                    }
+                    // Cut short by the end of the piece, or invalid: byte by byte, which
+                    // carries the state over or finds the offending byte.
+                    _ => {
+                        rest = r;
+                        (need, seen, lo, span) = (n, 1, l, w);
+                        break;
+                    }
+                }
+            }
+        };
+        *self = Utf8Validator {
+            need,
+            seen,
+            lo,
+            span,
+            failed: verdict.is_err(),
+        };
+        verdict
+    }
+
+    /// Ends the message: an error if it stops inside a sequence (a truncated character,
+    /// [`error_len`](Utf8Error::error_len) `None`) or an error was reported before.
+    #[inline]
+    pub fn finish(&self) -> Result<(), Utf8Error> {
+        if self.failed {
+            Err(Utf8Error::AFTER_FAILURE)
+        } else if self.need != 0 {
+            Err(Utf8Error {
+                offset: 0,
+                prefix: self.seen,
+                truncated: true,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// No sequence is in progress: the bytes fed so far are valid UTF-8 on their own.
+    #[inline(always)]
+    pub const fn is_boundary(&self) -> bool {
+        self.need == 0 && !self.failed
+    }
+}
+
+/// Validates a complete message held in one piece (a close frame's reason, RFC 6455
+/// §5.5.1, or an unfragmented text message).
+#[inline]
+pub fn validate(data: &[u8]) -> Result<(), Utf8Error> {
+    let mut v = Utf8Validator::new();
+    v.feed(data)?;
+    v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `pieces` and turns the result into `from_utf8`'s terms: the end of the
+    /// valid prefix and the error length. Also checks that the error is reported in the
+    /// piece that holds the offending byte, at that byte.
+    fn run(pieces: &[&[u8]]) -> Result<(), (usize, Option<usize>)> {
+        let mut v = Utf8Validator::new();
+        let mut start = 0;
+        for p in pieces {
+            if let Err(e) = v.feed(p) {
+                assert!(e.offset() < p.len(), "offset {e:?} outside the piece");
+                assert!(!v.is_boundary());
+                assert_eq!(v.finish(), Err(Utf8Error::AFTER_FAILURE), "sticky");
+                return Err((start + e.offset() - e.prefix_len(), e.error_len()));
+            }
+            start += p.len();
+        }
+        match v.finish() {
+            Ok(()) => {
+                assert!(v.is_boundary());
+                Ok(())
+            }
+            Err(e) => {
+                assert_eq!(e.error_len(), None);
+                assert!(e.prefix_len() > 0);
+                Err((start - e.prefix_len(), None))
+            }
+        }
+    }
+
+    /// `core::str::from_utf8` in the same terms.
+    fn core(bytes: &[u8]) -> Result<(), (usize, Option<usize>)> {
+        core::str::from_utf8(bytes)
+            .map(|_| ())
+            .map_err(|e| (e.valid_up_to(), e.error_len()))
+    }
+
+    /// The byte at which a fail-fast validator must stop, for an error `from_utf8`
+    /// reports as (`valid_up_to`, `Some(len)`): the lead itself if it can start no
+    /// sequence, otherwise the byte after the accepted prefix.
+    fn offending(bytes: &[u8], valid_up_to: usize, len: usize) -> usize {
+        if lead(bytes[valid_up_to]).is_some() {
+            valid_up_to + len
+        } else {
+            valid_up_to
+        }
+    }
+
+    /// Whole, byte by byte, and split at every point: all agree with `from_utf8`.
+    fn check(bytes: &[u8]) {
+        let want = core(bytes);
+        assert_eq!(run(&[bytes]), want, "{bytes:02x?} whole");
+        let singles: [&[u8]; 4] = core::array::from_fn(|i| bytes.get(i..=i).unwrap_or(&[]));
+        if bytes.len() <= 4 {
+            assert_eq!(run(&singles[..bytes.len()]), want, "{bytes:02x?} bytewise");
+        }
+        for cut in 1..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(run(&[a, b]), want, "{bytes:02x?} cut at {cut}");
+        }
+    }
+
+    /// Cheaper than `check` for the big loops: whole and byte by byte.
+    fn check_fast(bytes: &[u8]) {
+        let want = core(bytes);
+        assert_eq!(run(&[bytes]), want, "{bytes:02x?} whole");
+        let mut v = Utf8Validator::new();
+        let mut got = Ok(());
+        for (i, b) in bytes.iter().enumerate() {
+            if let Err(e) = v.feed(core::slice::from_ref(b)) {
+                got = Err((i - e.prefix_len(), e.error_len()));
+                break;
+            }
+        }
+        if got.is_ok() {
+            got = v.finish().map_err(|e| (bytes.len() - e.prefix_len(), None));
+        }
+        assert_eq!(got, want, "{bytes:02x?} bytewise");
+    }
+
+    #[test]
+    fn every_one_and_two_byte_sequence() {
+        for a in 0..=255u8 {
+            check(&[a]);
+            for b in 0..=255u8 {
+                check(&[a, b]);
+            }
+        }
+    }
+
+    #[test]
+    fn every_three_byte_sequence() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for c in 0..=255u8 {
+                    check_fast(&[a, b, c]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn four_byte_sequences() {
+        // Every first and second byte; the third and fourth from the edges of every
+        // range in the table and just outside them.
+        const EDGES: [u8; 12] = [
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xF4, 0xFF,
+        ];
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                for c in EDGES {
+                    for d in EDGES {
+                        check_fast(&[a, b, c, d]);
+                    }
+                }
+            }
+        }
+        // Every F0..F4 sequence whose second byte is a continuation byte.
+        for a in 0xF0..=0xF4u8 {
+            for b in 0x80..=0xBFu8 {
+                for c in 0..=255u8 {
+                    for d in 0..=255u8 {
+                        check_fast(&[a, b, c, d]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn autobahn_section_6_cases() {
+        // Valid: 6.2 "κόσμε", 6.3 first possible sequences, 6.4 last possible, 6.5
+        // boundaries (U+D7FF, U+E000, U+FFFD, U+10FFFF), noncharacters (6.22/6.23 are
+        // valid UTF-8).
+        let valid: &[&[u8]] = &[
+            b"",
+            "\u{3ba}\u{1f79}\u{3c3}\u{3bc}\u{3b5}".as_bytes(),
+            b"\x00",
+            b"\xc2\x80",
+            b"\xe0\xa0\x80",
+            b"\xf0\x90\x80\x80",
+            b"\x7f",
+            b"\xdf\xbf",
+            b"\xef\xbf\xbf",
+            b"\xf4\x8f\xbf\xbf",
+            b"\xed\x9f\xbf",
+            b"\xee\x80\x80",
+            b"\xef\xbf\xbd",
+            b"\xef\xbf\xbe",
+            b"\xf0\x9f\xbf\xbf",
+        ];
+        for v in valid {
+            check(v);
+            assert_eq!(validate(v), Ok(()), "{v:02x?}");
+        }
+        // Invalid, with (valid_up_to, error_len) as core reports them.
+        let invalid: &[(&[u8], usize, Option<usize>)] = &[
+            // 6.4.1..6.4.4: κόσμε then out of range, then more text: fail at the byte.
+            (
+                b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80\x65\x64",
+                11,
+                Some(1),
+            ),
+            (
+                b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64",
+                11,
+                Some(1),
+            ),
+            // 6.6: truncated κόσμε.
+            (b"\xce", 0, None),
+            (b"\xce\xba\xe1", 2, None),
+            (b"\xce\xba\xe1\xbd", 2, None),
+            // 6.7 / 6.8: five- and six-byte forms (F8, FC) and beyond U+10FFFF.
+            (b"\xf8\x88\x80\x80\x80", 0, Some(1)),
+            (b"\xfc\x84\x80\x80\x80\x80", 0, Some(1)),
+            (b"\xf4\x90\x80\x80", 0, Some(1)),
+            (b"\xf7\xbf\xbf\xbf", 0, Some(1)),
+            // 6.9 / 6.10: unexpected continuation bytes.
+            (b"\x80", 0, Some(1)),
+            (b"\xbf", 0, Some(1)),
+            (b"\x80\xbf", 0, Some(1)),
+            (b"a\x80\xbf\x80", 1, Some(1)),
+            // 6.12 / 6.13: lonely start characters followed by a space.
+            (b"\xc0 ", 0, Some(1)),
+            (b"\xdf ", 0, Some(1)),
+            (b"\xe0 ", 0, Some(1)),
+            (b"\xef ", 0, Some(1)),
+            (b"\xf0 ", 0, Some(1)),
+            (b"\xf7 ", 0, Some(1)),
+            // 6.14 / 6.15: sequences with the last byte missing, alone and concatenated.
+            (b"\xc0", 0, Some(1)),
+            (b"\xe0\x80", 0, Some(1)),
+            (b"\xdf", 0, None),
+            (b"\xef\xbf", 0, None),
+            (b"\xf4\x8f\xbf", 0, None),
+            (b"\xe1\x80\xe2\xf0\x91\x92\xf1\xbf\x41", 0, Some(2)),
+            // 6.16: impossible bytes.
+            (b"\xfe", 0, Some(1)),
+            (b"\xff", 0, Some(1)),
+            (b"\xfe\xfe\xff\xff", 0, Some(1)),
+            // 6.17 / 6.18: overlong ASCII and maximum overlongs.
+            (b"\xc0\xaf", 0, Some(1)),
+            (b"\xe0\x80\xaf", 0, Some(1)),
+            (b"\xf0\x80\x80\xaf", 0, Some(1)),
+            (b"\xc1\xbf", 0, Some(1)),
+            (b"\xe0\x9f\xbf", 0, Some(1)),
+            (b"\xf0\x8f\xbf\xbf", 0, Some(1)),
+            // 6.19: overlong NUL.
+            (b"\xc0\x80", 0, Some(1)),
+            (b"\xe0\x80\x80", 0, Some(1)),
+            (b"\xf0\x80\x80\x80", 0, Some(1)),
+            // 6.20 / 6.21: single and paired UTF-16 surrogates.
+            (b"\xed\xa0\x80", 0, Some(1)),
+            (b"\xed\xad\xbf", 0, Some(1)),
+            (b"\xed\xbf\xbf", 0, Some(1)),
+            (b"\xed\xa0\x80\xed\xb0\x80", 0, Some(1)),
+            // A good sequence cut short by ASCII.
+            (b"\xf0\x90\x80A", 0, Some(3)),
+        ];
+        for &(bytes, up_to, len) in invalid {
+            assert_eq!(core(bytes), Err((up_to, len)), "core on {bytes:02x?}");
+            check(bytes);
+            let e = validate(bytes).unwrap_err();
+            assert_eq!(e.error_len(), len, "{bytes:02x?}");
+            if let Some(len) = len {
+                assert_eq!(e.offset(), offending(bytes, up_to, len), "{bytes:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fails_fast_inside_a_piece() {
+        // Autobahn 6.4.1 sent in three pieces: the error is in the second piece, at the
+        // byte 0x90, though the message and even the piece go on.
+        let mut v = Utf8Validator::new();
+        assert_eq!(
+            v.feed("\u{3ba}\u{1f79}\u{3c3}\u{3bc}\u{3b5}".as_bytes()),
+            Ok(())
+        );
+        let e = v.feed(b"\xf4\x90\x80\x80").unwrap_err();
+        assert_eq!((e.offset(), e.prefix_len(), e.error_len()), (1, 1, Some(1)));
+        assert_eq!(v.feed(b"edited"), Err(Utf8Error::AFTER_FAILURE));
+        v.reset();
+        assert_eq!(v.feed(b"edited"), Ok(()));
+        assert_eq!(v.finish(), Ok(()));
+        // The sequence split F4 | 90: the error is at offset 0 of the second piece, its
+        // lead byte in the piece before.
+        let mut v = Utf8Validator::new();
+        assert_eq!(v.feed(b"ab\xf4"), Ok(()));
+        let e = v.feed(b"\x90\x80\x80").unwrap_err();
+        assert_eq!((e.offset(), e.prefix_len()), (0, 1));
+    }
+
+    /// A 4-aligned buffer, so that start offsets 0..=3 are the four alignments.
+    #[repr(C, align(4))]
+    struct Buf([u8; 200]);
+
+    #[test]
+    fn ascii_fast_path_finds_every_position() {
+        // One non-ASCII byte (bad, or the lead of a good sequence) at every position of
+        // an ASCII run, for every alignment and run length around the block sizes.
+        for start in 0..4 {
+            for len in [0usize, 1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 150] {
+                for at in 0..len {
+                    for (bad, fix) in [(0x80u8, None), (0xFF, None), (0xC3, Some(0xA9u8))] {
+                        let mut b = Buf([b'x'; 200]);
+                        b.0[start + at] = bad;
+                        let mut n = len;
+                        if let Some(f) = fix {
+                            b.0[start + at + 1] = f;
+                            n = len.max(at + 2);
+                        }
+                        let s = &b.0[start..start + n];
+                        assert_eq!(run(&[s]), core(s), "start {start} len {len} at {at}");
+                        if fix.is_none() {
+                            assert_eq!(validate(s).unwrap_err().offset(), at);
+                        }
+                    }
+                }
+                let b = Buf([b'x'; 200]);
+                assert_eq!(validate(&b.0[start..start + len]), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_text_in_pieces() {
+        let text = "Grüße, κόσμε, 日本語, 😀 and plain ASCII long enough for words: ".repeat(5);
+        let bytes = text.as_bytes();
+        for cut in 0..bytes.len() {
+            let (a, b) = bytes.split_at(cut);
+            assert_eq!(run(&[a, b]), Ok(()), "cut {cut}");
+            // Truncating anywhere inside a character fails at `finish`, nowhere else.
+            let want = core(a);
+            assert_eq!(run(&[a]), want, "truncated at {cut}");
+        }
+    }
+
+    #[test]
+    fn lead_table_matches_definition() {
+        for b in 0x80..=0xFFu8 {
+            let want = lead(b).map(|(n, lo, hi)| (n, lo, hi - lo));
+            assert_eq!(classify(b), want, "{b:#04x}");
+        }
+    }
+
+    #[test]
+    fn error_accessors() {
+        let e = validate(b"ok\xe2\x82").unwrap_err();
+        assert_eq!((e.offset(), e.prefix_len(), e.error_len()), (0, 2, None));
+        let e = validate(b"ok\xc0").unwrap_err();
+        assert_eq!((e.offset(), e.prefix_len(), e.error_len()), (2, 0, Some(1)));
+        let e = validate(b"ok\xe2\x82z").unwrap_err();
+        assert_eq!((e.offset(), e.prefix_len(), e.error_len()), (4, 2, Some(2)));
+        assert!(Utf8Validator::default().is_boundary());
+    }
+}
