@@ -8,6 +8,7 @@
 //! ([`wire`], [`pcap`]).
 
 pub mod board;
+pub mod bridge;
 pub mod crc;
 pub mod eth;
 mod mem;

@@ -173,6 +173,9 @@ pub struct Wire {
     seq: u64,
     rng: Rng,
     pcap: Option<PcapWriter>,
+    /// Delivered frames not yet written, so the capture comes out in time order across
+    /// both directions.
+    pending_capture: BinaryHeap<InFlight>,
     /// Counters.
     pub stats: WireStats,
 }
@@ -187,6 +190,7 @@ impl Wire {
             seq: 0,
             rng: Rng::new(config.impair.seed),
             pcap: None,
+            pending_capture: BinaryHeap::new(),
             stats: WireStats::default(),
         }
     }
@@ -198,8 +202,23 @@ impl Wire {
 
     /// The capture, flushed.
     pub fn flush_capture(&mut self) {
+        self.write_capture(u64::MAX);
         if let Some(p) = self.pcap.as_mut() {
             let _ = p.flush();
+        }
+    }
+
+    /// Writes the held capture records up to time `upto`, oldest first.
+    fn write_capture(&mut self, upto: u64) {
+        let Some(p) = self.pcap.as_mut() else { return };
+        while self
+            .pending_capture
+            .peek()
+            .is_some_and(|Reverse((t, _, _))| *t <= upto)
+        {
+            if let Some(Reverse((t, _, frame))) = self.pending_capture.pop() {
+                let _ = p.write(t, &frame[..frame.len().saturating_sub(4)]);
+            }
         }
     }
 
@@ -251,10 +270,14 @@ impl Wire {
         if q.peek().is_none_or(|Reverse((t, _, _))| *t > now_ns) {
             return None;
         }
-        let Reverse((t, _, frame)) = q.pop()?;
+        let Reverse((t, seq, frame)) = q.pop()?;
         self.stats.delivered[1 - to.index()] += 1;
-        if let Some(p) = self.pcap.as_mut() {
-            let _ = p.write(t, &frame[..frame.len().saturating_sub(4)]);
+        if self.pcap.is_some() {
+            self.pending_capture.push(Reverse((t, seq, frame.clone())));
+            // Anything still in flight arrives later than the earliest queued frame, and
+            // frames not sent yet later than now: records up to there are final.
+            let horizon = self.next_arrival().unwrap_or(now_ns).min(now_ns);
+            self.write_capture(horizon);
         }
         Some(frame)
     }

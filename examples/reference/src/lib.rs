@@ -19,8 +19,8 @@ pub const RXB: usize = 16;
 /// TX buffers and descriptors.
 pub const TXB: usize = 8;
 
-/// TCP connection slots.
-pub const CONNECTIONS: usize = 4;
+/// TCP connection slots: up to 8 clients, plus room for refusals and TIME-WAIT.
+pub const CONNECTIONS: usize = 10;
 
 /// The DMA region the app needs.
 pub type Dma = DmaMemory<RXD, RXB, TXB>;
@@ -34,6 +34,10 @@ pub struct Config {
     pub ip: Ipv4Config,
     /// TCP (the listening port among it).
     pub tcp: TcpConfig,
+    /// Clients served at once (1..=8); more are closed as they connect.
+    pub clients: u8,
+    /// A client silent for this long is closed (0: never).
+    pub idle_timeout_ms: u32,
 }
 
 /// The simulated board's default network: 192.168.7.2/24 behind 192.168.7.1.
@@ -53,15 +57,64 @@ impl Default for Config {
                 rx_segments: 4,
                 ..TcpConfig::default()
             },
+            clients: 8,
+            idle_timeout_ms: 30_000,
         }
     }
 }
 
-/// Echoes every byte it receives; closes when the peer closes.
-pub struct Echo;
+/// Echoes every byte it receives; closes when the peer closes, when a client has been
+/// silent for the idle timeout, and when more clients than allowed connect.
+pub struct Echo {
+    clients: u8,
+    idle_timeout_ms: u32,
+    /// Each client and when it last sent something.
+    active: [Option<(ConnId, Instant)>; CONNECTIONS],
+}
+
+impl Echo {
+    fn new(config: &Config) -> Echo {
+        Echo {
+            clients: config.clients.clamp(1, 8),
+            idle_timeout_ms: config.idle_timeout_ms,
+            active: [None; CONNECTIONS],
+        }
+    }
+
+    fn touch(&mut self, conn: ConnId, now: Instant) {
+        if let Some(e) = self.active.iter_mut().flatten().find(|e| e.0 == conn) {
+            e.1 = now;
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        for e in self.active.iter_mut() {
+            if e.is_some_and(|e| e.0 == conn) {
+                *e = None;
+            }
+        }
+    }
+
+    /// Closes clients idle for longer than the timeout.
+    fn expire(&mut self, tcp: &mut TcpApi<'_, '_>) {
+        if self.idle_timeout_ms == 0 {
+            return;
+        }
+        let now = tcp.now();
+        for e in self.active.iter_mut() {
+            if let Some((id, last)) = *e
+                && now.since(last) >= self.idle_timeout_ms
+            {
+                tcp.close(id);
+                *e = None;
+            }
+        }
+    }
+}
 
 impl TcpHandler for Echo {
     fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize {
+        self.touch(conn, tcp.now());
         let mut done = 0;
         while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
             let sent = tcp.send(conn, rest.len(), |buf| {
@@ -81,8 +134,22 @@ impl TcpHandler for Echo {
     }
 
     fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent) {
-        if event == TcpEvent::PeerClosed {
-            tcp.close(conn);
+        match event {
+            TcpEvent::Connected => {
+                let served = self.active.iter().flatten().count();
+                let free = self.active.iter_mut().find(|e| e.is_none());
+                match free {
+                    Some(slot) if served < self.clients as usize => *slot = Some((conn, tcp.now())),
+                    _ => {
+                        tcp.close(conn);
+                    }
+                }
+            }
+            TcpEvent::PeerClosed => {
+                tcp.close(conn);
+            }
+            TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => self.forget(conn),
+            TcpEvent::Writable => {}
         }
     }
 }
@@ -118,7 +185,7 @@ impl App {
         );
         App {
             net,
-            echo: Echo,
+            echo: Echo::new(&config),
             link_events: MacEvents::empty(),
         }
     }
@@ -131,6 +198,18 @@ impl App {
     /// One pass of the superloop: link, timers, and anything the interrupt left.
     pub fn poll(&mut self, now: Instant) {
         self.link_events |= self.net.poll(now, &mut self.echo);
+        self.echo.expire(&mut self.net.tcp(now));
+    }
+
+    /// Closes every connection (FIN), for an orderly stop; keep polling until
+    /// [`Interface::slots_in_use`] reaches 0.
+    pub fn shutdown(&mut self, now: Instant) {
+        let mut tcp = self.net.tcp(now);
+        let open: heapless::Vec<ConnId, CONNECTIONS> =
+            tcp.connections().map(|(id, _)| id).collect();
+        for id in open {
+            tcp.close(id);
+        }
     }
 
     /// The network stack (for status displays and tests).
