@@ -177,6 +177,7 @@ pub struct Mac<'a> {
     hw_last: [u16; 7],
     next_sample: Instant,
     control: ControlStats,
+    stopped: bool,
 }
 
 // SAFETY: the rings hold raw pointers to DMA buffers they own exclusively (through the
@@ -273,6 +274,7 @@ impl<'a> Mac<'a> {
             hw_last: [0; 7],
             next_sample: now.plus(COUNTER_SAMPLE_MS),
             control,
+            stopped: false,
         };
         mac.hw_last = mac.read_hw_counters();
         mac
@@ -288,6 +290,9 @@ impl<'a> Mac<'a> {
     /// the interrupt is not used), TX completions, DMA recovery, the link, statistics.
     pub fn poll(&mut self, now: Instant) -> MacEvents {
         let mut out = MacEvents::empty();
+        if self.stopped {
+            return out;
+        }
         irq::acknowledge(self.eth, self.shared, false);
         let events = self.shared.take_events();
         if events.intersects(Irq::RXBUSE | Irq::TXBUSE) {
@@ -321,6 +326,31 @@ impl<'a> Mac<'a> {
             self.sample_hw_counters();
         }
         out
+    }
+
+    /// Leaves the controller quiet, for deinitialization: the interrupt masked at the
+    /// EVIC and in ETHIEN, receiver and transmitter stopped (waiting for the engines to go
+    /// idle), the MAC held in soft reset and the module switched off (ON = 0), pending
+    /// events cleared. Frames still in the rings are dropped; [`Mac::poll`] does nothing
+    /// afterwards.
+    pub fn stop(&mut self) {
+        let eth = self.eth;
+        self.evic.eth_iec().clear(ETH_IFS_MASK);
+        eth.ien.write(Irq::empty());
+        eth.con1.clear(Con1::RXEN | Con1::TXRTS);
+        if !wait_until(|| !eth.stat.read().intersects(Stat::RXBUSY | Stat::TXBUSY)) {
+            self.control.busy_timeouts += 1;
+        }
+        eth.cfg1.write(Cfg1::SOFTRESET);
+        eth.con1.clear(Con1::ON);
+        eth.irq.clear(Irq::all());
+        self.evic.eth_ifs().clear(ETH_IFS_MASK);
+        self.stopped = true;
+    }
+
+    /// Whether [`Mac::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
     }
 
     /// The negotiated link, if up.

@@ -109,6 +109,7 @@ impl<'m, const N: usize> Interface<'m, N> {
         TcpApi {
             conns: &mut self.conns,
             core: &mut self.tcp,
+            rx_spare: self.mac.rx.spare_buffers(),
             tx: &mut self.mac.tx,
             link: &self.link,
             now,
@@ -128,6 +129,11 @@ impl<'m, const N: usize> Interface<'m, N> {
     /// The MAC driver.
     pub fn mac(&self) -> &Mac<'m> {
         &self.mac
+    }
+
+    /// The MAC driver, mutably (to stop it).
+    pub fn mac_mut(&mut self) -> &mut Mac<'m> {
+        &mut self.mac
     }
 
     /// Our addresses.
@@ -216,7 +222,8 @@ impl<'m, const N: usize> Interface<'m, N> {
             stats,
         } = self;
         loop {
-            let keep_possible = mac.rx.spare_buffers() > 0;
+            let rx_spare = mac.rx.spare_buffers();
+            let keep_possible = rx_spare > 0;
             let Some(mut frame) = mac.rx.receive() else {
                 break;
             };
@@ -224,6 +231,7 @@ impl<'m, const N: usize> Interface<'m, N> {
             let mut api = TcpApi {
                 conns: &mut conns[..],
                 core: tcp,
+                rx_spare,
                 tx: &mut mac.tx,
                 link,
                 now,
@@ -271,6 +279,7 @@ impl<'m, const N: usize> Interface<'m, N> {
         let mut api = TcpApi {
             conns: &mut conns[..],
             core: tcp,
+            rx_spare: mac.rx.spare_buffers(),
             tx: &mut mac.tx,
             link,
             now,

@@ -141,11 +141,25 @@ pub struct Conn {
     /// When the connection entered its current state (eviction order).
     pub(crate) since: Instant,
     pub(crate) unacked: [Option<Unacked>; MAX_TX_SEGMENTS],
+    /// The newest unacked segment is still being filled (not transmitted yet).
+    pub(crate) corked: bool,
     pub(crate) kept: [Option<Kept>; MAX_KEPT],
 }
 
 impl Conn {
     /// A free slot.
+    /// Where the corked segment is in `unacked`: the newest, last entry (the list is
+    /// kept oldest first and compact; acknowledged entries rotate out at the front).
+    pub(crate) fn corked_index(&self) -> Option<u8> {
+        if !self.corked {
+            return None;
+        }
+        self.unacked
+            .iter()
+            .rposition(Option::is_some)
+            .map(|k| k as u8)
+    }
+
     pub const fn new() -> Conn {
         Conn {
             state: State::Closed,
@@ -175,6 +189,7 @@ impl Conn {
             ack_at: Instant(0),
             since: Instant(0),
             unacked: [const { None }; MAX_TX_SEGMENTS],
+            corked: false,
             kept: [const { None }; MAX_KEPT],
         }
     }

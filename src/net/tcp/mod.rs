@@ -160,6 +160,9 @@ pub struct TcpStats {
     pub rx_duplicate: u32,
     /// Received bytes not consumed and not kept (not acknowledged; the peer resends).
     pub rx_unaccepted_bytes: u32,
+    /// Segments not offered to the layer above for want of a spare RX buffer to keep
+    /// what it might leave (not acknowledged; the peer resends).
+    pub rx_no_spare: u32,
     /// Small segments copied behind a connection's last kept segment (its keep slots full).
     pub rx_coalesced: u32,
     /// Segments with an unacceptable ACK (dropped, RFC 5961 §5).
@@ -275,6 +278,9 @@ pub struct TcpApi<'a, 'm> {
     pub(crate) tx: &'a mut TxRing<'m>,
     pub(crate) link: &'a Link,
     pub(crate) now: Instant,
+    /// RX buffers free to keep received data in (the ring's spares), shared by every
+    /// connection: the receive windows together never promise more than these.
+    pub(crate) rx_spare: u32,
 }
 
 impl<'a, 'm> TcpApi<'a, 'm> {
@@ -339,6 +345,23 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
+    /// Payload bytes one [`send_more`](Self::send_more) can take now (0 = would block):
+    /// the room left in the corked segment, or in a new one if that is more.
+    pub fn send_more_capacity(&self, id: ConnId) -> usize {
+        let Some(c) = self.slot(id) else { return 0 };
+        if let Some(u) = c
+            .corked_index()
+            .and_then(|k| c.unacked.get(k as usize)?.as_ref())
+        {
+            let window_left = (c.snd_wnd as u32).saturating_sub(c.in_flight()) as usize;
+            let room = (c.snd_mss as usize)
+                .saturating_sub(u.len as usize)
+                .min(window_left);
+            return room.max(self.room(c));
+        }
+        self.room(c)
+    }
+
     fn room(&self, c: &Conn) -> usize {
         if !c.state.can_send()
             || c.flags
@@ -360,6 +383,119 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         id: ConnId,
         max: usize,
         write: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        self.transmit_corked(id.index as usize);
+        self.segment(id, max, write, true)
+    }
+
+    /// As [`send`](Self::send), but the segment is held back ("corked") until
+    /// [`flush`](Self::flush) or the end of the current interrupt or poll, and further
+    /// `send_more` calls append to it while it has room: many small writes in one batch
+    /// (a WebSocket frame per chunk of input) leave as full segments.
+    pub fn send_more(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        write: impl FnOnce(&mut [u8]) -> usize,
+    ) -> Result<usize, SendError> {
+        let i = id.index as usize;
+        let Some(k) = self.slot(id).map(Conn::corked_index) else {
+            return Err(SendError::NotConnected);
+        };
+        if let Some(k) = k {
+            let TcpApi {
+                conns, tx, core, ..
+            } = self;
+            if let Some(c) = conns.get_mut(i) {
+                let window_left = (c.snd_wnd as u32).saturating_sub(c.in_flight()) as usize;
+                let mss = c.snd_mss as usize;
+                if let Some(u) = c.unacked.get_mut(k as usize).and_then(Option::as_mut) {
+                    let room = max.min(mss.saturating_sub(u.len as usize)).min(window_left);
+                    // Append only what fits whole; a longer write starts a new segment
+                    // (fuller than the rest of this one could be).
+                    if room > 0 && room == max {
+                        let at = u.frame_len as usize;
+                        let n = match tx.buffer(&u.buf).and_then(|f| f.get_mut(at..at + room)) {
+                            Some(area) => write(area).min(room),
+                            None => 0,
+                        };
+                        u.len += n as u16;
+                        u.frame_len += n as u16;
+                        c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
+                        core.stats.tx_bytes += n as u32;
+                        return Ok(n);
+                    }
+                }
+            }
+            // Full (or the peer's window is): out it goes, and a new one begins.
+            self.transmit_corked(i);
+        }
+        self.segment(id, max, write, false)
+    }
+
+    /// Transmits every corked segment.
+    pub fn flush(&mut self) {
+        for i in 0..self.conns.len() {
+            self.transmit_corked(i);
+        }
+    }
+
+    /// Builds the headers of connection `i`'s corked segment (with the current ACK and
+    /// window) and hands it to the controller. If the ring refuses it, it stays unacked
+    /// with valid headers and the retransmission timer sends it.
+    fn transmit_corked(&mut self, i: usize) {
+        let Some(k) = self.conns.get_mut(i).and_then(|c| {
+            let k = c.corked_index();
+            c.corked = false;
+            k
+        }) else {
+            return;
+        };
+        let window = self.rcv_window(i);
+        let Some(c) = self.conns.get_mut(i) else {
+            return;
+        };
+        let Some(u) = c.unacked.get(k as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let hdr = SegmentHeader {
+            src_port: self.core.config.port,
+            dst_port: c.remote_port,
+            seq: u.seq,
+            ack: c.rcv_nxt,
+            flags: Flags::ACK | Flags::PSH,
+            window,
+            mss: None,
+            sack_permitted: false,
+        };
+        let frame_len = u.frame_len as usize;
+        let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
+        let built = self.tx.buffer(&u.buf).and_then(|f| {
+            build(
+                f.get_mut(..frame_len)?,
+                self.link,
+                dst_mac,
+                dst_ip,
+                &hdr,
+                &mut self.core.ip_id,
+            )
+        });
+        if built.is_some() && self.tx.send_retained(&u.buf, frame_len).is_err() {
+            self.core.stats.tx_no_buffer += 1;
+        }
+        c.ack_sent = hdr.ack;
+        c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+        self.core.stats.tx_segments += 1;
+    }
+
+    /// A new data segment of up to `max` bytes from `write`; transmitted at once, or
+    /// corked (headers built when it is transmitted).
+    fn segment(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        write: impl FnOnce(&mut [u8]) -> usize,
+        transmit: bool,
     ) -> Result<usize, SendError> {
         let i = id.index as usize;
         let Some(c) = self.slot(id) else {
@@ -402,6 +538,41 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return Err(SendError::NotConnected);
         };
         let seq = c.snd_nxt;
+        let frame_len = DATA_OFFSET + n;
+        if !transmit {
+            let Some(c) = self.conns.get_mut(i) else {
+                self.tx.release(buf);
+                return Err(SendError::NotConnected);
+            };
+            let Some(k) = c.unacked.iter().position(Option::is_none) else {
+                self.tx.release(buf); // cannot happen: room() checked the budget
+                return Err(SendError::WouldBlock);
+            };
+            if let Some(s) = c.unacked.get_mut(k) {
+                *s = Some(Unacked {
+                    seq,
+                    len: n as u16,
+                    frame_len: frame_len as u16,
+                    buf,
+                    sacked: false,
+                    resent: false,
+                });
+            }
+            c.corked = true;
+            c.snd_nxt = seq.wrapping_add(n as u32);
+            c.flags.remove(ConnFlags::WANT_WRITE);
+            let now = self.now;
+            if !c.flags.contains(ConnFlags::TIMING) {
+                c.flags.insert(ConnFlags::TIMING);
+                c.timed_seq = seq;
+                c.timed_at = now;
+            }
+            if c.timer.is_none() {
+                c.timer = Some(now.plus(c.rtt.rto()));
+            }
+            self.core.stats.tx_bytes += n as u32;
+            return Ok(n);
+        }
         let window = self.rcv_window(i);
         let Some(c) = self.conns.get(i) else {
             self.tx.release(buf);
@@ -418,7 +589,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             sack_permitted: false,
         };
         let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
-        let frame_len = DATA_OFFSET + n;
         let built = self.tx.buffer(&buf).and_then(|f| {
             build(
                 f.get_mut(..frame_len)?,
@@ -482,6 +652,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             }
             State::Established | State::CloseWait => {
                 c.flags.insert(ConnFlags::FIN_QUEUED);
+                // The data first, then the FIN.
+                self.transmit_corked(id.index as usize);
                 self.send_fin(id.index as usize);
             }
             _ => {}
@@ -530,13 +702,29 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// The receive window to advertise: room for the segments the connection may still
-    /// keep, never retracting the right edge already advertised (RFC 9293 §3.8.6.2.2).
+    /// keep, out of the spare RX buffers the other connections have not been promised,
+    /// never retracting the right edge already advertised (RFC 9293 §3.8.6.2.2). Data
+    /// the layer above takes at once needs no spare, but data it cannot take must fit
+    /// one, or it is dropped and costs the peer a retransmission timeout; so the windows
+    /// together promise no more than the spares.
     fn rcv_window(&mut self, i: usize) -> u16 {
         let budget = self.core.config.rx_segments as usize;
+        let promised_elsewhere: u32 = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(j, c)| *j != i && c.state.can_receive())
+            .map(|(_, c)| promised_segments(c))
+            .sum();
+        let pool = self.rx_spare.saturating_sub(promised_elsewhere);
         let Some(c) = self.conns.get_mut(i) else {
             return 0;
         };
-        let free = budget.saturating_sub(c.kept_count()) as u32;
+        // A connection keeping nothing may always have one segment: with more receiving
+        // connections than spares that overcommits, but no connection is ever shut out
+        // (a zero window would also refuse its peer's FIN).
+        let floor = u32::from(c.kept_count() == 0);
+        let free = (budget.saturating_sub(c.kept_count()) as u32).min(pool.max(floor));
         let mut wnd = (free * OUR_MSS as u32).max(if budget == 0 { OUR_MSS as u32 } else { 0 });
         let promised = c.rcv_adv.wrapping_sub(c.rcv_nxt);
         if seq::lt(c.rcv_nxt, c.rcv_adv) && promised > wnd {
@@ -730,6 +918,15 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Sends retained segment `k` of connection `i` again, with the current ACK and
     /// window.
     fn resend(&mut self, i: usize, k: usize, window: u16) -> bool {
+        if self
+            .conns
+            .get(i)
+            .is_some_and(|c| c.corked_index() == Some(k as u8))
+        {
+            // Never sent yet: it goes out whole, with fresh headers.
+            self.transmit_corked(i);
+            return true;
+        }
         let Some(c) = self.conns.get_mut(i) else {
             return false;
         };
@@ -983,9 +1180,19 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         Verdict::Done
     }
 
-    /// The window of a new connection: room for every segment it may keep.
+    /// The window of a new connection: room for every segment it may keep, out of the
+    /// spares the established connections have not been promised (at least one segment;
+    /// see [`TcpApi::rcv_window`]).
     fn initial_window(&self) -> u16 {
-        (self.core.config.rx_segments.max(1) as u32 * OUR_MSS as u32).min(u16::MAX as u32) as u16
+        let promised: u32 = self
+            .conns
+            .iter()
+            .filter(|c| c.state.can_receive())
+            .map(promised_segments)
+            .sum();
+        let segments = (self.core.config.rx_segments.max(1) as u32)
+            .min(self.rx_spare.saturating_sub(promised).max(1));
+        (segments * OUR_MSS as u32).min(u16::MAX as u32) as u16
     }
 
     /// A free slot, or the oldest TIME-WAIT slot (which yields under pressure).
@@ -1480,6 +1687,17 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             c.flags.insert(ConnFlags::ACK_NOW);
             return (Verdict::Done, 0);
         }
+        if !can_keep && budget > 0 {
+            // No spare buffer to keep what the layer above may leave over: it may work on
+            // the data in place (a WebSocket receiver unmasks it), so a rest it left and
+            // that was then dropped would come back from the peer as it was sent, not as
+            // it was left. So the data is not offered at all, nor acknowledged; the peer
+            // sends it again.
+            self.core.stats.rx_no_spare += 1;
+            self.core.stats.rx_unaccepted_bytes += len as u32;
+            c.flags.insert(ConnFlags::ACK_NOW);
+            return (Verdict::Done, 0);
+        }
         // When the unconsumed rest can be kept, acknowledge the whole segment before the
         // layer above runs, so a reply it sends carries the ACK.
         if can_keep {
@@ -1576,6 +1794,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Runs the connections' timers: retransmission (with the retry limit), zero-window
     /// probes, SYN-ACK retries, TIME-WAIT and FIN-WAIT-2 expiry, delayed ACKs.
     pub(crate) fn on_timers<H: TcpHandler>(&mut self, handler: &mut H) {
+        self.flush();
         let now = self.now;
         let cfg = self.core.config;
         for i in 0..self.conns.len() {
@@ -1679,6 +1898,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Sends the ACKs owed now (at the end of a batch of frames, or when delayed ACKs
     /// expire).
     pub(crate) fn flush_acks(&mut self) {
+        // Corked data carries the ACK.
+        self.flush();
         for i in 0..self.conns.len() {
             if self
                 .conns
@@ -1801,6 +2022,27 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 c.flags.insert(ConnFlags::ACK_NOW);
             }
         }
+        self.rx_spare += 1;
+        self.reopen_windows();
+    }
+
+    /// A spare RX buffer came free: connections that were shut out (a zero window
+    /// advertised for want of spares) get a window update now rather than waiting for
+    /// their peer's next zero-window probe.
+    fn reopen_windows(&mut self) {
+        for j in 0..self.conns.len() {
+            let shut = self.conns.get(j).is_some_and(|c| {
+                c.state.can_receive()
+                    && c.rcv_adv == c.rcv_nxt
+                    && !c.flags.contains(ConnFlags::ACK_NOW)
+            });
+            if shut
+                && self.rcv_window(j) > 0
+                && let Some(c) = self.conns.get_mut(j)
+            {
+                c.flags.insert(ConnFlags::ACK_NOW);
+            }
+        }
     }
 
     fn schedule_ack(&mut self, i: usize) {
@@ -1884,4 +2126,12 @@ fn patch_ack_window(frame: &mut [u8], ack: u32, window: u16) {
     h[8..12].copy_from_slice(&ack.to_be_bytes());
     h[14..16].copy_from_slice(&window.to_be_bytes());
     h[16..18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Segments' worth of window a connection was promised and has not received yet.
+fn promised_segments(c: &Conn) -> u32 {
+    if !seq::lt(c.rcv_nxt, c.rcv_adv) {
+        return 0;
+    }
+    c.rcv_adv.wrapping_sub(c.rcv_nxt).div_ceil(OUR_MSS as u32)
 }
