@@ -8,6 +8,7 @@
 
 pub mod mac;
 pub mod net;
+pub mod service;
 pub mod time;
 pub mod ws;
 

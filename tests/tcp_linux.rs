@@ -9,7 +9,7 @@
 use mzw1_reference::Config;
 use mzw1_sim::tap::{NetNs, NsTask, TapPort};
 use mzw1_sim::wire::Rng;
-use mzw1_sim::{Board, BoardConfig, Reference, Testbed, Wire, WireConfig};
+use mzw1_sim::{Board, BoardConfig, TcpEcho, Testbed, Wire, WireConfig};
 use mzw1_wss::net::ipv4::Ipv4Config;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -28,7 +28,7 @@ fn netns_or_skip(test: &str) -> Option<NetNs> {
     Some(NetNs::create("tap0", NS_ADDR, 24).expect("create the test namespace"))
 }
 
-fn testbed(ns: &NetNs) -> Testbed<Reference, TapPort> {
+fn testbed(ns: &NetNs) -> Testbed<TcpEcho, TapPort> {
     let mut board = Board::new(BoardConfig::default());
     let config = Config {
         ip: Ipv4Config {
@@ -38,11 +38,11 @@ fn testbed(ns: &NetNs) -> Testbed<Reference, TapPort> {
         },
         ..Config::default()
     };
-    let fw = Reference::boot(&mut board, config);
+    let fw = TcpEcho::boot(&mut board, config);
     let port = TapPort::new(ns.open_tap().expect("open tap0 in the namespace"));
     let mut tb = Testbed::new(board, fw, Wire::new(WireConfig::default()), port);
     assert!(
-        tb.run_until(|tb| tb.fw.0.mac().link().is_some(), SECOND),
+        tb.run_until(|tb| tb.fw.net.mac().link().is_some(), SECOND),
         "link up"
     );
     tb
@@ -75,7 +75,7 @@ fn kernel_echo(ns: &NetNs, data: Vec<u8>) -> NsTask<Vec<u8>> {
 }
 
 fn run_echo(
-    tb: &mut Testbed<Reference, TapPort>,
+    tb: &mut Testbed<TcpEcho, TapPort>,
     ns: &NetNs,
     bytes: usize,
     seed: u64,
@@ -86,7 +86,7 @@ fn run_echo(
     let task = kernel_echo(ns, data.clone());
     let done = tb.run_until(|_| task.is_finished(), limit_s * SECOND);
     let secs = wall.elapsed().as_secs_f64();
-    let tcp = *tb.fw.0.net().tcp_stats();
+    let tcp = *tb.fw.net.tcp_stats();
     assert!(done, "kernel echo finished within {limit_s} s; {tcp:?}");
     let got = task.join().expect("kernel client");
     assert_eq!(got.len(), data.len(), "echoed length; {tcp:?}");
@@ -116,13 +116,13 @@ fn linux_pings_and_echoes_10_mb_through_tap() {
         "every ping answered: {rtts:?}"
     );
     let secs = run_echo(&mut tb, &ns, 10 * MB, 21, 120);
-    let tcp = tb.fw.0.net().tcp_stats();
+    let tcp = tb.fw.net.tcp_stats();
     eprintln!(
         "linux: pings {rtts:?}; 10 MB echoed in {secs:.2} s ({:.1} Mb/s each way); {tcp:?}",
         10.0 * 8.0 / secs
     );
     assert_eq!(tcp.rx_bad_checksum, 0);
-    assert_eq!(tb.fw.0.net().stats().icmp_echo_replies, 5);
+    assert_eq!(tb.fw.net.stats().icmp_echo_replies, 5);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn linux_echoes_10_mb_through_nftables_random_loss() {
     .expect("load the nftables rules");
     let mut tb = testbed(&ns);
     let secs = run_echo(&mut tb, &ns, 10 * MB, 22, 300);
-    let tcp = tb.fw.0.net().tcp_stats();
+    let tcp = tb.fw.net.tcp_stats();
     let counters = ns
         .command("nft")
         .args(["list", "table", "inet", "imp"])

@@ -8,7 +8,7 @@ use mzw1_sim::crc::append_fcs;
 use mzw1_sim::peer::{SocketHandle, TcpState};
 use mzw1_sim::wire::Rng;
 use mzw1_sim::{
-    Board, BoardConfig, End, Impairments, PeerHost, Reference, Testbed, Wire, WireConfig,
+    Board, BoardConfig, End, Impairments, PeerHost, TcpEcho, Testbed, Wire, WireConfig,
 };
 
 const PEER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x10];
@@ -16,9 +16,9 @@ const PEER_IP: [u8; 4] = [192, 168, 7, 1];
 const BOARD_IP: [u8; 4] = DEFAULT_IP.address;
 const MB: usize = 1_000_000;
 
-fn testbed(impair: Impairments) -> Testbed<Reference> {
+fn testbed(impair: Impairments) -> Testbed<TcpEcho> {
     let mut board = Board::new(BoardConfig::default());
-    let fw = Reference::boot(&mut board, Config::default());
+    let fw = TcpEcho::boot(&mut board, Config::default());
     let wire = Wire::new(WireConfig {
         impair,
         ..WireConfig::default()
@@ -42,7 +42,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn open(tb: &mut Testbed<Reference>, data: Vec<u8>) -> Stream {
+    fn open(tb: &mut Testbed<TcpEcho>, data: Vec<u8>) -> Stream {
         let h = tb.peer.tcp_connect((BOARD_IP, 80), 256 * 1024, 256 * 1024);
         let got = Vec::with_capacity(data.len());
         Stream {
@@ -76,7 +76,7 @@ impl Stream {
     }
 }
 
-fn echo_10_mb(impair: Impairments, limit_s: u64) -> Testbed<Reference> {
+fn echo_10_mb(impair: Impairments, limit_s: u64) -> Testbed<TcpEcho> {
     let mut tb = testbed(impair);
     let mut s = Stream::open(&mut tb, pattern(10 * MB, impair.seed));
     let ok = tb.run_until(
@@ -86,7 +86,7 @@ fn echo_10_mb(impair: Impairments, limit_s: u64) -> Testbed<Reference> {
         },
         limit_s * 1_000_000_000,
     );
-    let tcp = *tb.fw.0.net().tcp_stats();
+    let tcp = *tb.fw.net.tcp_stats();
     assert!(
         ok,
         "10 MB echoed within {limit_s} s of board time: got {} bytes; {tcp:?}",
@@ -96,7 +96,7 @@ fn echo_10_mb(impair: Impairments, limit_s: u64) -> Testbed<Reference> {
     assert_eq!(tb.peer.tcp_state(s.h), TcpState::Established);
     // Close from the client; the server closes too and the slot is given back.
     tb.peer.tcp_close(s.h);
-    let closed = tb.run_until(|tb| tb.fw.0.net().slots_in_use() == 0, 30_000_000_000);
+    let closed = tb.run_until(|tb| tb.fw.net.slots_in_use() == 0, 30_000_000_000);
     assert!(
         closed,
         "server slot freed after the close (TIME-WAIT included)"
@@ -113,7 +113,7 @@ fn smoltcp_echoes_10_mb_on_a_clean_wire() {
         },
         120,
     );
-    let tcp = tb.fw.0.net().tcp_stats();
+    let tcp = tb.fw.net.tcp_stats();
     eprintln!(
         "clean: {:.2} s of board time, {tcp:?}",
         tb.now_ns() as f64 / 1e9
@@ -137,8 +137,8 @@ fn smoltcp_echoes_10_mb_through_loss_duplication_reordering_and_corruption() {
         ..Default::default()
     };
     let tb = echo_10_mb(impair, 20_000);
-    let tcp = tb.fw.0.net().tcp_stats();
-    let net = tb.fw.0.net().stats();
+    let tcp = tb.fw.net.tcp_stats();
+    let net = tb.fw.net.stats();
     let w = tb.wire.stats;
     eprintln!(
         "impaired: {:.1} s of board time\n  wire {w:?}\n  tcp {tcp:?}\n  net {net:?}",
@@ -263,7 +263,7 @@ fn syn_flood_does_not_disturb_established_connections_or_lock_out_new_ones() {
         },
         60_000_000_000,
     );
-    let tcp = *tb.fw.0.net().tcp_stats();
+    let tcp = *tb.fw.net.tcp_stats();
     assert!(
         ok,
         "echo completed during the flood: a {} b {} ; {tcp:?}",
@@ -283,6 +283,6 @@ fn syn_flood_does_not_disturb_established_connections_or_lock_out_new_ones() {
     assert_eq!(tcp.resets_received, 0);
     assert_eq!(tcp.timeouts, 0);
     // Half-open entries of the flood expire.
-    let drained = tb.run_until(|tb| tb.fw.0.net().slots_in_use() <= 3, 30_000_000_000);
+    let drained = tb.run_until(|tb| tb.fw.net.slots_in_use() <= 3, 30_000_000_000);
     assert!(drained, "flood's half-open slots timed out");
 }

@@ -18,6 +18,13 @@ use std::time::Duration;
 const SOCKET_BUFFER: usize = 256 * 1024;
 /// Bytes read from or written to the kernel per step and connection.
 const CHUNK: usize = 64 * 1024;
+/// Bytes from the firmware the bridge holds for a kernel client that is not reading.
+/// A client may write a whole message before it reads the echo (Autobahn's 16 MiB cases
+/// do): the streaming echo on the board would then stall on a closed window, as would any
+/// server that does not buffer whole messages. The bridge plays the part of the network
+/// and absorbs it, up to this much per connection, so the board is never held up by the
+/// host.
+const TO_CLIENT_LIMIT: usize = 64 * 1024 * 1024;
 
 /// Bridge counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,8 +46,9 @@ struct Relay {
     socket: SocketHandle,
     /// Read from the client, not yet taken by smoltcp.
     to_firmware: Vec<u8>,
-    /// From the firmware, not yet written to the client.
+    /// From the firmware, not yet written to the client: `to_client[sent_to_client..]`.
     to_client: Vec<u8>,
+    sent_to_client: usize,
     client_done: bool,
     fin_sent: bool,
     client_closed: bool,
@@ -113,6 +121,7 @@ impl Bridge {
                         socket,
                         to_firmware: Vec::new(),
                         to_client: Vec::new(),
+                        sent_to_client: 0,
                         client_done: false,
                         fin_sent: false,
                         client_closed: false,
@@ -147,25 +156,31 @@ impl Bridge {
                 r.fin_sent = true;
             }
             // Firmware → client.
-            if r.to_client.len() < CHUNK {
+            if r.to_client.len() - r.sent_to_client < TO_CLIENT_LIMIT {
                 let before = r.to_client.len();
                 self.peer.tcp_recv(r.socket, &mut r.to_client);
                 self.stats.bytes_from_firmware += (r.to_client.len() - before) as u64;
             }
-            while !r.to_client.is_empty() && !r.client_closed {
-                match r.stream.write(&r.to_client) {
+            while r.sent_to_client < r.to_client.len() && !r.client_closed {
+                match r.stream.write(&r.to_client[r.sent_to_client..]) {
                     Ok(0) => break,
-                    Ok(n) => {
-                        r.to_client.drain(..n);
-                    }
+                    Ok(n) => r.sent_to_client += n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
                         // The client went away: nothing more can reach it.
                         r.client_closed = true;
                         r.to_client.clear();
+                        r.sent_to_client = 0;
                         self.peer.tcp_abort(r.socket);
                     }
                 }
+            }
+            if r.sent_to_client == r.to_client.len() {
+                r.to_client.clear();
+                r.sent_to_client = 0;
+            } else if r.sent_to_client >= CHUNK && r.sent_to_client * 2 >= r.to_client.len() {
+                r.to_client.drain(..r.sent_to_client);
+                r.sent_to_client = 0;
             }
             // The firmware finished sending: pass the close on to the client.
             let state = self.peer.tcp_state(r.socket);
@@ -177,7 +192,7 @@ impl Bridge {
                     | TcpState::TimeWait
                     | TcpState::Closing
             );
-            if firmware_done && r.to_client.is_empty() && !r.client_closed {
+            if firmware_done && r.sent_to_client == r.to_client.len() && !r.client_closed {
                 let _ = r.stream.shutdown(std::net::Shutdown::Write);
                 r.client_closed = true;
                 if !r.fin_sent {
@@ -257,7 +272,7 @@ impl Station for Bridge {
             if r.to_firmware.is_empty() && !r.client_done {
                 events |= libc::POLLIN;
             }
-            if !r.to_client.is_empty() && !r.client_closed {
+            if r.sent_to_client < r.to_client.len() && !r.client_closed {
                 events |= libc::POLLOUT;
             }
             fds.push(libc::pollfd {

@@ -24,6 +24,6 @@ pub use board::{Board, BoardConfig, Firmware};
 pub use eth::{Faults, ModelStats};
 pub use peer::PeerHost;
 pub use phy::PhyConfig;
-pub use reference::Reference;
+pub use reference::{Reference, Service, TcpEcho};
 pub use testbed::{Link, Station, Testbed};
 pub use wire::{End, Impairments, Wire, WireConfig};

@@ -13,6 +13,7 @@ use mzw1_sim::tap::{TapDevice, TapPort};
 use mzw1_sim::testbed::Station;
 use mzw1_sim::{Board, BoardConfig, Impairments, PeerHost, Reference, Testbed, Wire, WireConfig};
 use mzw1_wss::net::ipv4::Ipv4Config;
+use mzw1_wss::service::ClientState;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -233,10 +234,28 @@ fn status(tb: &mut Testbed<Reference, impl Station>, clients: &[String]) -> Stri
             drops.join(", ")
         },
     );
-    let api = app.net_mut().tcp(now);
-    let conns: Vec<_> = api.connections().collect();
-    for (id, state) in conns {
-        let (ip, port) = api.remote(id).unwrap_or_default();
+    let wss = *app.server().stats();
+    out.push_str(&format!(
+        "\n  websocket: {} upgrades, {} pages, {} refused ({} full), {} protocol errors, {} idle timeouts, {} in / {} out",
+        wss.upgrades,
+        wss.pages,
+        wss.refused + wss.refused_full,
+        wss.refused_full,
+        wss.protocol_errors,
+        wss.idle_timeouts,
+        human(wss.rx_bytes),
+        human(wss.tx_bytes),
+    ));
+    let states: Vec<_> = app
+        .server()
+        .clients()
+        .filter(|(_, s)| *s != ClientState::Closed)
+        .collect();
+    for (client, state) in states {
+        let (ip, port) = app
+            .server_mut()
+            .client_remote(now, client)
+            .unwrap_or_default();
         let via = clients
             .iter()
             .find(|c| c.ends_with(&format!(":{port}")))
@@ -248,7 +267,7 @@ fn status(tb: &mut Testbed<Reference, impl Station>, clients: &[String]) -> Stri
             });
         out.push_str(&format!(
             "\n  client #{} {}:{} {:?}{via}",
-            id.index(),
+            client.index(),
             dotted(ip),
             port,
             state
@@ -273,19 +292,26 @@ fn run<P: Station>(
         let stop_now =
             STOP.load(Ordering::SeqCst) || o.duration.is_some_and(|d| wall.elapsed() >= d);
         if stop_now && stopping.is_none() {
-            // Orderly stop: the firmware closes every connection (FIN), the bridge closes
-            // its clients, and the board runs on until they are done (at most a second).
+            // Orderly stop: the service is deinitialized (every client gets a Close frame
+            // with 1001, going away) and the board runs on until the closing handshakes
+            // are done and the MAC is stopped (the service gives up on a client after its
+            // close timeout); then the bridge closes what is left on its side.
             let now = tb.board.now();
             tb.fw.0.shutdown(now);
-            close_peer(&mut tb.peer);
             stopping = Some(WallClock::now());
             if !o.quiet {
-                println!("stopping: closing connections");
+                println!("stopping: closing every client (1001 going away)");
             }
         }
         if let Some(t) = stopping
-            && (tb.fw.0.net().slots_in_use() == 0 || t.elapsed() >= Duration::from_secs(1))
+            && (tb.fw.0.is_stopped() || t.elapsed() >= Duration::from_secs(4))
         {
+            // Let the bridge pass on what the firmware sent last.
+            let flush = WallClock::now();
+            while flush.elapsed() < Duration::from_millis(100) {
+                tb.step();
+            }
+            close_peer(&mut tb.peer);
             break;
         }
         if !o.quiet && last_show.elapsed() >= Duration::from_millis(250) {
@@ -328,10 +354,10 @@ fn main() -> ExitCode {
     let mut board = Board::new(BoardConfig::default());
     let mut config = Config {
         ip: o.ip,
-        clients: o.clients,
-        idle_timeout_ms: o.idle_timeout_s.saturating_mul(1000),
         ..Config::default()
     };
+    config.wss.clients = o.clients;
+    config.wss.idle_timeout_ms = o.idle_timeout_s.saturating_mul(1000);
     config.mac.mac_address = o.mac;
     config.tcp.port = o.port;
     let fw = Reference::boot(&mut board, config);
@@ -428,9 +454,7 @@ fn main() -> ExitCode {
             );
             if !o.quiet {
                 println!(
-                    "  the firmware echoes what it receives; try: nc {} {}   (Ctrl-C to stop)",
-                    local.ip(),
-                    local.port()
+                    "  open http://{local}/ for the chat page, or echo: websocat ws://{local}/   (Ctrl-C to stop)"
                 );
             }
             let tb = Testbed::new(board, fw, wire, bridge);

@@ -1,12 +1,16 @@
-//! `mzw1-sim` as a program: started as a process, talked to only through the kernel.
+//! `mzw1-sim` as a program: started as a process, talked to only through the kernel, by
+//! tungstenite as the WebSocket client.
 
 use mzw1_sim::pcap;
 use mzw1_sim::tap::NetNs;
 use mzw1_sim::wire::Rng;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mzw1-sim");
 
@@ -116,20 +120,95 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|_| r.next_u64() as u8).collect()
 }
 
-/// Sends `data` on a kernel TCP connection while reading the echo; returns the echo.
-fn echo(addr: SocketAddr, data: &[u8], limit: Duration) -> Vec<u8> {
+type Ws = WebSocket<TcpStream>;
+
+/// Opens a WebSocket to `addr` (`path`) over a kernel TCP connection.
+fn connect(addr: SocketAddr, path: &str) -> Result<Ws, tungstenite::Error> {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(limit)).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let out = data.to_vec();
-    let writer = std::thread::spawn(move || {
-        w.write_all(&out).expect("write");
-        w.shutdown(Shutdown::Write).expect("shutdown");
-    });
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (ws, response) =
+        tungstenite::client(format!("ws://{addr}{path}"), s).map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => e,
+            tungstenite::HandshakeError::Interrupted(_) => unreachable!("blocking socket"),
+        })?;
+    assert_eq!(response.status(), 101);
+    Ok(ws)
+}
+
+/// Sends `data` as binary messages of up to `chunk` bytes on one WebSocket while
+/// reading the echo (non-blocking, so neither side waits on the other); then closes with
+/// 1000 and expects the server's Close. Returns the echo.
+fn echo_messages(addr: SocketAddr, data: &[u8], chunk: usize, limit: Duration) -> Vec<u8> {
+    let mut ws = connect(addr, "/echo").expect("handshake");
+    ws.get_mut().set_nonblocking(true).unwrap();
+    let end = Instant::now() + limit;
+    let mut chunks = data.chunks(chunk).peekable();
     let mut got = Vec::with_capacity(data.len());
-    (&s).read_to_end(&mut got).expect("read the echo");
-    writer.join().unwrap();
-    got
+    let mut closing = false;
+    loop {
+        assert!(
+            Instant::now() < end,
+            "echo within {limit:?}: {} of {} bytes",
+            got.len(),
+            data.len()
+        );
+        let mut progress = false;
+        if let Some(c) = chunks.peek() {
+            match ws.write(Message::binary(c.to_vec())) {
+                Ok(()) => progress = true,
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    progress = true
+                }
+                Err(tungstenite::Error::WriteBufferFull(_)) => {}
+                Err(e) => panic!("write: {e}"),
+            }
+            if progress {
+                chunks.next();
+            }
+        } else if got.len() == data.len() && !closing {
+            closing = true;
+            let bye = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "done".into(),
+            };
+            match ws.close(Some(bye)) {
+                Ok(()) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => panic!("close: {e}"),
+            }
+        }
+        match ws.flush() {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(tungstenite::Error::ConnectionClosed) if closing => return got,
+            Err(e) => panic!("flush: {e}"),
+        }
+        match ws.read() {
+            Ok(Message::Binary(b)) => {
+                got.extend_from_slice(&b);
+                progress = true;
+            }
+            Ok(Message::Close(frame)) => {
+                assert!(closing, "server closed first: {frame:?}");
+                assert_eq!(
+                    frame.map(|f| u16::from(f.code)),
+                    Some(1000),
+                    "close code echoed"
+                );
+            }
+            Ok(other) => panic!("unexpected message {other:?}"),
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(tungstenite::Error::ConnectionClosed) if closing => return got,
+            Err(e) => panic!("read: {e}"),
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+fn echo(addr: SocketAddr, data: &[u8], limit: Duration) -> Vec<u8> {
+    echo_messages(addr, data, 64 * 1024, limit)
 }
 
 fn assert_same(got: &[u8], want: &[u8], what: &str) {
@@ -176,36 +255,38 @@ fn eight_concurrent_clients() {
 }
 
 #[test]
-fn a_ninth_client_is_refused_and_the_eight_keep_working() {
+fn a_ninth_client_is_refused_with_503_and_the_eight_keep_working() {
     let sim = Sim::start(&["--clients", "8"]);
     let addr = sim.addr();
-    let held: Vec<TcpStream> = (0..8)
-        .map(|_| {
-            let s = TcpStream::connect(addr).unwrap();
-            let mut probe = s.try_clone().unwrap();
-            probe.write_all(b"x").unwrap();
-            let mut b = [0u8; 1];
-            (&s).read_exact(&mut b).unwrap();
-            s
+    let mut held: Vec<Ws> = (0..8)
+        .map(|k| {
+            let mut ws = connect(addr, "/echo").expect("handshake");
+            ws.send(Message::text(format!("hello {k}"))).unwrap();
+            assert_eq!(ws.read().unwrap(), Message::text(format!("hello {k}")));
+            ws
         })
         .collect();
-    // The ninth is closed by the firmware straight away.
-    let mut ninth = TcpStream::connect(addr).unwrap();
-    ninth
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let _ = ninth.write_all(b"hello?");
-    let mut rest = Vec::new();
-    let _ = ninth.read_to_end(&mut rest);
-    assert!(rest.is_empty(), "no echo for the ninth client");
-    for (k, mut s) in held.into_iter().enumerate() {
-        s.write_all(b"still here").unwrap();
-        let mut b = [0u8; 10];
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.read_exact(&mut b).unwrap();
-        assert_eq!(&b, b"still here", "client {k}");
+    match connect(addr, "/echo") {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
+        other => panic!("the ninth client: {:?}", other.map(|_| "connected")),
     }
-    assert_eq!(sim.stop().0, 0);
+    for (k, ws) in held.iter_mut().enumerate() {
+        ws.send(Message::text("still here")).unwrap();
+        assert_eq!(
+            ws.read().unwrap(),
+            Message::text("still here"),
+            "client {k}"
+        );
+    }
+    // Ctrl-C: every client gets a Close frame, 1001 (going away).
+    let (code, out) = sim.stop();
+    assert_eq!(code, 0, "{out:?}");
+    for (k, ws) in held.iter_mut().enumerate() {
+        match ws.read() {
+            Ok(Message::Close(Some(f))) => assert_eq!(u16::from(f.code), 1001, "client {k}"),
+            other => panic!("client {k}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -232,6 +313,16 @@ fn pcap_file_holds_the_session() {
     let sim = Sim::start(&["--pcap", path.to_str().unwrap(), "--quiet"]);
     let got = echo(sim.addr(), b"captured payload", Duration::from_secs(10));
     assert_eq!(got, b"captured payload");
+    // The chat page, over plain HTTP.
+    let mut http = TcpStream::connect(sim.addr()).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: board\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 200 OK\r\n") && page.contains("new WebSocket("),
+        "{page}"
+    );
     assert_eq!(sim.stop().0, 0);
     let frames = pcap::read(&path).expect("a readable pcap file");
     std::fs::remove_file(&path).ok();
@@ -254,7 +345,15 @@ fn pcap_file_holds_the_session() {
     };
     assert!(arp >= 1, "ARP on the wire");
     assert!(syn_to_80, "the SYN to port 80");
-    assert_eq!(carries(b"captured payload"), 2, "the payload, each way");
+    assert_eq!(
+        carries(b"Upgrade: websocket"),
+        2,
+        "the upgrade request and the 101"
+    );
+    assert_eq!(carries(b"101 Switching Protocols"), 1);
+    // The client's frame is masked; the echo is not.
+    assert_eq!(carries(b"captured payload"), 1, "the echo, unmasked");
+    assert_eq!(carries(b"<title>mzw1-wss chat</title>"), 1, "the page");
     assert!(
         frames.windows(2).all(|w| w[0].0 <= w[1].0),
         "timestamps in order"

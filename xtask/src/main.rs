@@ -4,9 +4,16 @@
 //!   nightly, `-Zbuild-std=core`, release with LTO).
 //! - `size [--features F]`: builds it and prints `flash_bytes=N ram_bytes=N elf=PATH`
 //!   plus a breakdown; fails if any panic path is linked into the image.
+//! - `bench-target`: instruction-counted benchmarks of the firmware code (and of smoltcp
+//!   on the same driver, for comparison) on QEMU's Malta board; see `bench.rs`.
+//! - `autobahn`: the Autobahn suite (1.* to 10.*) by `kosoku` against the reference
+//!   firmware on the simulated board; see `autobahn.rs`.
 //! - `test`: everything CI runs (the README's test command): formatting, clippy, the host
-//!   tests, the target build and the footprint check with its self-test.
+//!   tests, the target build, the footprint check with its self-test, and the target
+//!   benchmarks as a smoke test (they must run to the end; the figures are not judged).
 
+mod autobahn;
+mod bench;
 mod size;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +27,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("firmware") => build_firmware(&args[1..]).map(|elf| println!("elf={}", elf.display())),
         Some("size") => size::run(&args[1..]),
+        Some("bench-target") => bench::run_benches(&args[1..]),
+        Some("autobahn") => autobahn::run_autobahn(&args[1..]),
         Some("test") => test_all(),
         _ => Err(usage()),
     };
@@ -33,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <firmware|size|test> [--features F]".to_string()
+    "usage: cargo xtask <firmware|size|bench-target|autobahn|test> [--features F]".to_string()
 }
 
 /// The workspace root.
@@ -132,6 +141,8 @@ fn test_all() -> Result<(), String> {
     run(c)?;
     size::run(&[])?;
     size::self_test()?;
+    bench::run_benches(&[])?;
+    autobahn::run_autobahn(&[])?;
     eprintln!("xtask: all checks passed");
     Ok(())
 }

@@ -1,14 +1,24 @@
 //! The reference firmware app, the same code on the PIC32MZW1 (`src/main.rs`) and on the
 //! simulated board (`mzw1-sim`).
 //!
-//! Until the WebSocket service lands it is a TCP echo server: every byte received on the
-//! listening port is sent back, written straight from the RX buffer into a TX buffer.
+//! A WebSocket server on port 80:
+//! - any path but `/chat`: a streaming echo. Each chunk is sent back as it arrives,
+//!   straight from the RX DMA buffer it was unmasked in into a TX buffer, so a message of
+//!   any size needs no buffer of its size. When TCP has no room the chunk stays where it
+//!   is and the client's receive window closes (backpressure end to end);
+//! - `/chat`: a chat room; each whole message (up to [`CHAT_MESSAGE_MAX`] bytes, 1009
+//!   beyond) goes to every chat client;
+//! - `GET /` without an upgrade: the chat page, which opens `/chat` back to the board.
 #![no_std]
 
-use mzw1_wss::mac::{DmaMemory, DmaWindow, IrqShared, Mac, MacConfig, MacEvents, Peripherals};
+use mzw1_wss::mac::{DmaMemory, DmaWindow, IrqShared, Mac, MacConfig, Peripherals};
 use mzw1_wss::net::ipv4::Ipv4Config;
-use mzw1_wss::net::tcp::{ConnId, TcpApi, TcpConfig, TcpEvent, TcpHandler};
+use mzw1_wss::net::tcp::TcpConfig;
 use mzw1_wss::net::{Interface, Link, NetConfig};
+use mzw1_wss::service::assembly::{Assembled, Assembly};
+use mzw1_wss::service::{
+    ClientId, Ctx, DataInfo, Event, Handler, Page, SendError, Server, WssConfig,
+};
 use mzw1_wss::time::Instant;
 
 /// RX descriptors.
@@ -19,11 +29,24 @@ pub const RXB: usize = 16;
 /// TX buffers and descriptors.
 pub const TXB: usize = 8;
 
-/// TCP connection slots: up to 8 clients, plus room for refusals and TIME-WAIT.
-pub const CONNECTIONS: usize = 10;
+/// WebSocket clients the image is built for (the service's `C`); `Config::clients` of
+/// them are served.
+pub const CLIENTS: usize = 8;
+
+/// TCP connection slots: the clients, plus room for refusals (503) and TIME-WAIT.
+pub const CONNECTIONS: usize = CLIENTS + 2;
+
+/// Longest chat message.
+pub const CHAT_MESSAGE_MAX: usize = 256;
 
 /// The DMA region the app needs.
 pub type Dma = DmaMemory<RXD, RXB, TXB>;
+
+/// The page served at `/`.
+pub const CHAT_PAGE: Page = Page {
+    content_type: "text/html; charset=utf-8",
+    body: include_bytes!("chat.html"),
+};
 
 /// The app's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -34,10 +57,8 @@ pub struct Config {
     pub ip: Ipv4Config,
     /// TCP (the listening port among it).
     pub tcp: TcpConfig,
-    /// Clients served at once (1..=8); more are closed as they connect.
-    pub clients: u8,
-    /// A client silent for this long is closed (0: never).
-    pub idle_timeout_ms: u32,
+    /// The WebSocket service (clients served, 1..=[`CLIENTS`], and the timeouts).
+    pub wss: WssConfig,
 }
 
 /// The simulated board's default network: 192.168.7.2/24 behind 192.168.7.1.
@@ -57,112 +78,135 @@ impl Default for Config {
                 rx_segments: 4,
                 ..TcpConfig::default()
             },
-            clients: 8,
-            idle_timeout_ms: 30_000,
+            wss: WssConfig::default(),
         }
     }
 }
 
-/// Echoes every byte it receives; closes when the peer closes, when a client has been
-/// silent for the idle timeout, and when more clients than allowed connect.
+/// Brings the MAC up and puts the network stack on it: the part of the start-up every
+/// app on this board shares.
+pub fn interface(
+    p: Peripherals<'static>,
+    dma: &'static mut Dma,
+    window: DmaWindow,
+    shared: &'static IrqShared,
+    config: &Config,
+    now: Instant,
+) -> Interface<'static, CONNECTIONS> {
+    let mac = Mac::new(p, dma, window, shared, config.mac, now);
+    let link = Link {
+        mac: config.mac.mac_address,
+        ip: config.ip,
+    };
+    Interface::new(
+        mac,
+        NetConfig {
+            link,
+            tcp: config.tcp,
+        },
+    )
+}
+
+/// What the app counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Chat messages received whole.
+    pub chat_messages: u32,
+    /// Chat deliveries skipped because a client had no room for the message.
+    pub chat_undelivered: u32,
+}
+
+/// The application: streaming echo, and the chat room.
 pub struct Echo {
-    clients: u8,
-    idle_timeout_ms: u32,
-    /// Each client and when it last sent something.
-    active: [Option<(ConnId, Instant)>; CONNECTIONS],
+    /// Clients connected on `/chat`.
+    chat: [bool; CLIENTS],
+    assembly: Assembly<CHAT_MESSAGE_MAX, CLIENTS>,
+    /// Counters.
+    pub stats: EchoStats,
 }
 
 impl Echo {
-    fn new(config: &Config) -> Echo {
+    const fn new() -> Echo {
         Echo {
-            clients: config.clients.clamp(1, 8),
-            idle_timeout_ms: config.idle_timeout_ms,
-            active: [None; CONNECTIONS],
+            chat: [false; CLIENTS],
+            assembly: Assembly::new(),
+            stats: EchoStats {
+                chat_messages: 0,
+                chat_undelivered: 0,
+            },
         }
     }
 
-    fn touch(&mut self, conn: ConnId, now: Instant) {
-        if let Some(e) = self.active.iter_mut().flatten().find(|e| e.0 == conn) {
-            e.1 = now;
-        }
-    }
-
-    fn forget(&mut self, conn: ConnId) {
-        for e in self.active.iter_mut() {
-            if e.is_some_and(|e| e.0 == conn) {
-                *e = None;
-            }
-        }
-    }
-
-    /// Closes clients idle for longer than the timeout.
-    fn expire(&mut self, tcp: &mut TcpApi<'_, '_>) {
-        if self.idle_timeout_ms == 0 {
-            return;
-        }
-        let now = tcp.now();
-        for e in self.active.iter_mut() {
-            if let Some((id, last)) = *e
-                && now.since(last) >= self.idle_timeout_ms
-            {
-                tcp.close(id);
-                *e = None;
-            }
-        }
+    /// Chat messages refused for length (1009).
+    pub fn chat_too_big(&self) -> u32 {
+        self.assembly.too_big
     }
 }
 
-impl TcpHandler for Echo {
-    fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize {
-        self.touch(conn, tcp.now());
-        let mut done = 0;
-        while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
-            let sent = tcp.send(conn, rest.len(), |buf| {
-                let n = buf.len().min(rest.len());
-                if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
-                    dst.copy_from_slice(src);
-                }
-                n
-            });
-            match sent {
-                Ok(n) if n > 0 => done += n,
-                // No room: what is left stays in its RX buffer and is offered again.
-                _ => break,
-            }
-        }
-        done
-    }
-
-    fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent) {
-        match event {
-            TcpEvent::Connected => {
-                let served = self.active.iter().flatten().count();
-                let free = self.active.iter_mut().find(|e| e.is_none());
-                match free {
-                    Some(slot) if served < self.clients as usize => *slot = Some((conn, tcp.now())),
-                    _ => {
-                        tcp.close(conn);
+impl Handler for Echo {
+    fn on_data(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, '_>,
+        client: ClientId,
+        data: &mut [u8],
+        info: DataInfo,
+    ) -> Option<usize> {
+        if self.chat.get(client.index()).copied().unwrap_or(false) {
+            if let Assembled::Whole(kind, message) = self.assembly.push(ctx, client, data, info) {
+                self.stats.chat_messages += 1;
+                for (i, _) in self.chat.iter().enumerate().filter(|(_, c)| **c) {
+                    if ctx
+                        .send_whole(ClientId::from_index(i as u8), kind, message)
+                        .is_err()
+                    {
+                        self.stats.chat_undelivered += 1;
                     }
                 }
             }
-            TcpEvent::PeerClosed => {
-                tcp.close(conn);
+            return Some(data.len());
+        }
+        // Echo: the frames sent back follow the chunks as they come; `info.last` ends the
+        // echoed message where the client's ended.
+        match ctx.send_message(client, info.kind, data, info.last) {
+            Ok(n) => Some(n),
+            Err(SendError::WouldBlock) => None,
+            // Closing, or gone: nothing to echo to.
+            Err(_) => Some(data.len()),
+        }
+    }
+
+    fn on_event(&mut self, _ctx: &mut Ctx<'_, '_, '_>, client: ClientId, event: Event<'_>) {
+        let Some(chat) = self.chat.get_mut(client.index()) else {
+            return;
+        };
+        match event {
+            Event::Connected { path, .. } => *chat = path == b"/chat",
+            Event::Closed => {
+                *chat = false;
+                self.assembly.reset(client);
             }
-            TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => self.forget(conn),
-            TcpEvent::Writable => {}
+            _ => {}
+        }
+    }
+
+    fn page(&mut self, path: &[u8]) -> Option<Page> {
+        match path {
+            b"/" | b"/index.html" => Some(CHAT_PAGE),
+            _ => None,
         }
     }
 }
 
+/// The service as the app runs it.
+pub type WsServer = Server<'static, Echo, CONNECTIONS, CLIENTS>;
+
 /// The reference app.
 pub struct App {
-    net: Interface<'static, CONNECTIONS>,
-    echo: Echo,
-    link_events: MacEvents,
+    server: WsServer,
 }
 
 impl App {
-    /// Brings the hardware up.
+    /// Brings the hardware up and starts the service.
     pub fn new(
         p: Peripherals<'static>,
         dma: &'static mut Dma,
@@ -171,59 +215,50 @@ impl App {
         config: Config,
         now: Instant,
     ) -> App {
-        let mac = Mac::new(p, dma, window, shared, config.mac, now);
-        let link = Link {
-            mac: config.mac.mac_address,
-            ip: config.ip,
-        };
-        let net = Interface::new(
-            mac,
-            NetConfig {
-                link,
-                tcp: config.tcp,
-            },
-        );
+        let net = interface(p, dma, window, shared, &config, now);
         App {
-            net,
-            echo: Echo::new(&config),
-            link_events: MacEvents::empty(),
+            server: Server::initialize(net, config.wss, Some(Echo::new())),
         }
     }
 
     /// Vector 165: acknowledge, then handle what arrived right away.
     pub fn on_interrupt(&mut self, now: Instant) {
-        self.net.on_interrupt(now, &mut self.echo);
+        self.server.on_interrupt(now);
     }
 
     /// One pass of the superloop: link, timers, and anything the interrupt left.
     pub fn poll(&mut self, now: Instant) {
-        self.link_events |= self.net.poll(now, &mut self.echo);
-        self.echo.expire(&mut self.net.tcp(now));
+        self.server.poll(now);
     }
 
-    /// Closes every connection (FIN), for an orderly stop; keep polling until
-    /// [`Interface::slots_in_use`] reaches 0.
+    /// Deinitializes the service: every client gets a Close (1001); keep polling until
+    /// [`App::is_stopped`], when the MAC is quiet.
     pub fn shutdown(&mut self, now: Instant) {
-        let mut tcp = self.net.tcp(now);
-        let open: heapless::Vec<ConnId, CONNECTIONS> =
-            tcp.connections().map(|(id, _)| id).collect();
-        for id in open {
-            tcp.close(id);
-        }
+        self.server.deinitialize(now);
+    }
+
+    /// Whether the shutdown has finished.
+    pub fn is_stopped(&self) -> bool {
+        self.server.is_stopped()
+    }
+
+    /// The service.
+    pub fn server(&self) -> &WsServer {
+        &self.server
+    }
+
+    /// The service, mutably (to send from outside a callback).
+    pub fn server_mut(&mut self) -> &mut WsServer {
+        &mut self.server
     }
 
     /// The network stack (for status displays and tests).
     pub fn net(&self) -> &Interface<'static, CONNECTIONS> {
-        &self.net
-    }
-
-    /// The network stack, mutably (to inspect connections).
-    pub fn net_mut(&mut self) -> &mut Interface<'static, CONNECTIONS> {
-        &mut self.net
+        self.server.net()
     }
 
     /// The MAC driver.
     pub fn mac(&self) -> &Mac<'static> {
-        self.net.mac()
+        self.server.mac()
     }
 }

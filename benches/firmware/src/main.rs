@@ -1,0 +1,215 @@
+//! Benchmarks of the real firmware code on QEMU's Malta board, instructions counted
+//! exactly by the QEMU plugin (`cargo xtask bench-target` runs it all).
+//!
+//! - Kernels of `mzw1-wss`: WebSocket unmasking and UTF-8 validation over 4 KiB, the
+//!   internet checksum over a full TCP segment.
+//! - A TCP echo server on the MAC driver and stack of `mzw1-wss`, set up as the reference
+//!   app (`mzw1-reference`: its `Config::default()`, DMA region and connection table):
+//!   a handshake, a 16-byte and a 1400-byte echo, each measured from the entry of
+//!   interrupt vector 165 to its `eret`. The echo handler is the reference app's TCP
+//!   echo as it was before the WebSocket service (the same code, kept here), so these
+//!   figures stay comparable with smoltcp's whatever the reference app serves.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod firmware {
+    use core::cell::RefCell;
+    use core::hint::black_box;
+    use critical_section::Mutex;
+    use mzw1_bench_harness::board::{Board, WINDOW};
+    use mzw1_bench_harness::client::{Endpoint, inet_checksum};
+    use mzw1_bench_harness::runner::{self, Stack, TcpBench};
+    use mzw1_bench_harness::{BenchError, now, rt};
+    use mzw1_reference::{CONNECTIONS, Config, Dma};
+    use mzw1_wss::mac::{IrqShared, Mac};
+    use mzw1_wss::net::tcp::{ConnId, TcpApi, TcpEvent, TcpHandler};
+    use mzw1_wss::net::{Interface, Link, NetConfig};
+    use mzw1_wss::time::Instant;
+
+    /// Descriptors and packet buffers (ordinary RAM on Malta).
+    static mut DMA: Dma = Dma::new();
+    static IRQ: IrqShared = IrqShared::new();
+    static APP: Mutex<RefCell<Option<EchoApp>>> = Mutex::new(RefCell::new(None));
+
+    /// Echoes every byte it receives, written straight from the RX buffer into a TX
+    /// buffer; closes when the peer closes (the reference app's TCP echo).
+    struct Echo;
+
+    impl TcpHandler for Echo {
+        fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize {
+            let mut done = 0;
+            while let Some(rest) = data.get(done..).filter(|r| !r.is_empty()) {
+                let sent = tcp.send(conn, rest.len(), |buf| {
+                    let n = buf.len().min(rest.len());
+                    if let (Some(dst), Some(src)) = (buf.get_mut(..n), rest.get(..n)) {
+                        dst.copy_from_slice(src);
+                    }
+                    n
+                });
+                match sent {
+                    Ok(n) if n > 0 => done += n,
+                    // No room: what is left stays in its RX buffer and is offered again.
+                    _ => break,
+                }
+            }
+            done
+        }
+
+        fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent) {
+            if event == TcpEvent::PeerClosed {
+                tcp.close(conn);
+            }
+        }
+    }
+
+    /// The echo server: the stack and its handler.
+    struct EchoApp {
+        net: Interface<'static, CONNECTIONS>,
+        echo: Echo,
+    }
+
+    /// Runs `f` on the app inside a critical section, as the reference firmware's
+    /// `with_app` does (with the benchmark clock in place of its CoreTimer, so no Count
+    /// read happens inside the measured regions).
+    fn with_app<R>(f: impl FnOnce(&mut EchoApp, Instant) -> R) -> Option<R> {
+        critical_section::with(|cs| {
+            let mut app = APP.borrow(cs).try_borrow_mut().ok()?;
+            app.as_mut().map(|a| f(a, now()))
+        })
+    }
+
+    /// What vector 165 calls: acknowledge, then handle what arrived right away.
+    #[unsafe(no_mangle)]
+    extern "C" fn mzw1_eth_interrupt() {
+        with_app(|app, now| app.net.on_interrupt(now, &mut app.echo));
+    }
+
+    #[unsafe(no_mangle)]
+    extern "C" fn bench_main() -> ! {
+        runner::header("ours");
+        let mut code = runner::outcome("micro", micro());
+        if code == 0 {
+            code = runner::outcome("tcp", tcp());
+        }
+        rt::exit(code)
+    }
+
+    #[repr(C, align(4))]
+    struct Aligned([u8; 4096]);
+
+    const WARMUP: [&str; 2] = [".warmup", ""];
+
+    /// The kernels, on word-aligned 4 KiB (as payloads are in the DMA buffers).
+    fn micro() -> Result<(), BenchError> {
+        let mut buf = Aligned([0; 4096]);
+        for (i, b) in buf.0.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(13).wrapping_add(7);
+        }
+        let original = buf.0;
+
+        // The brackets themselves: what every micro-benchmark figure includes.
+        for suffix in WARMUP {
+            let (c, ()) = rt::measure(|| ());
+            rt::report("", "bracket_empty", suffix, c, 0, None);
+        }
+
+        let key = [0x37, 0xFA, 0x21, 0x3D];
+        for suffix in WARMUP {
+            let (c, ()) = rt::measure(|| {
+                mzw1_wss::ws::mask::apply_mask(black_box(key), 0, black_box(&mut buf.0[..]))
+            });
+            rt::report("", "unmask4k", suffix, c, 4096, None);
+        }
+        // Applied twice: back to the original.
+        if buf.0 != original {
+            return Err(BenchError::WrongResult);
+        }
+
+        for (i, b) in buf.0.iter_mut().enumerate() {
+            *b = b"The quick brown fox jumps over the lazy dog. "
+                .get(i % 45)
+                .copied()
+                .unwrap_or(b' ');
+        }
+        for suffix in WARMUP {
+            let (c, r) = rt::measure(|| mzw1_wss::ws::utf8::validate(black_box(&buf.0[..])));
+            rt::report("", "utf8_ascii4k", suffix, c, 4096, None);
+            r.map_err(|_| BenchError::WrongResult)?;
+        }
+
+        // Two-, three- and four-byte sequences only, whole characters, ASCII padding at
+        // the very end (at most 3 bytes).
+        let mut at = 0;
+        'fill: loop {
+            for ch in "é€😀ü中𝄞ß語🎉".chars() {
+                let n = ch.len_utf8();
+                let Some(dst) = buf.0.get_mut(at..at + n) else {
+                    break 'fill;
+                };
+                ch.encode_utf8(dst);
+                at += n;
+            }
+        }
+        if let Some(rest) = buf.0.get_mut(at..) {
+            rest.fill(b'.');
+        }
+        for suffix in WARMUP {
+            let (c, r) = rt::measure(|| mzw1_wss::ws::utf8::validate(black_box(&buf.0[..])));
+            rt::report("", "utf8_mixed4k", suffix, c, 4096, None);
+            r.map_err(|_| BenchError::WrongResult)?;
+        }
+
+        let segment = buf.0.get(..1460).ok_or(BenchError::WrongResult)?;
+        for suffix in WARMUP {
+            let (c, sum) = rt::measure(|| mzw1_wss::net::checksum::checksum(black_box(segment)));
+            rt::report("", "checksum1460", suffix, c, 1460, None);
+            if sum != inet_checksum(segment, 0) {
+                return Err(BenchError::WrongResult);
+            }
+        }
+        Ok(())
+    }
+
+    /// The echo server on the stand-in controller, brought up as the reference app is.
+    fn tcp() -> Result<(), BenchError> {
+        let p = Board::peripherals();
+        let config = Config::default();
+        // SAFETY: the one place that takes the DMA region.
+        let dma = unsafe { &mut *core::ptr::addr_of_mut!(DMA) };
+        let mac = Mac::new(p, dma, WINDOW, &IRQ, config.mac, now());
+        let link = Link {
+            mac: config.mac.mac_address,
+            ip: config.ip,
+        };
+        let net = Interface::new(
+            mac,
+            NetConfig {
+                link,
+                tcp: config.tcp,
+            },
+        );
+        let app = EchoApp { net, echo: Echo };
+        critical_section::with(|cs| APP.borrow(cs).replace(Some(app)));
+        let server = Endpoint {
+            mac: config.mac.mac_address,
+            ip: config.ip.address,
+        };
+        let stack = Stack {
+            poll: || {
+                with_app(|app, now| app.net.poll(now, &mut app.echo));
+            },
+            link_up: || with_app(|app, _| app.net.mac().link().is_some()).unwrap_or(false),
+        };
+        let mut bench =
+            TcpBench::new(stack, Board::attach(), "", server).ok_or(BenchError::WrongResult)?;
+        bench.run_tcp()
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "mzw1-bench-firmware runs on QEMU's Malta board (mipsel-unknown-none).\n\
+         Build and run it with: cargo xtask bench-target"
+    );
+}

@@ -1,0 +1,99 @@
+//! The benchmark harness: what the benchmark firmwares share to run the real firmware code
+//! on QEMU's Malta board (`qemu-system-mipsel -M malta -cpu M14Kc -icount shift=0,sleep=off`)
+//! and count the instructions of each measured region exactly.
+//!
+//! - [`rt`] (target only): start-up, COM1 output, exit through the Malta soft reset, and
+//!   the brackets around measured regions: `mfc0 $t, $9, 0` (CP0 Count) at fixed
+//!   addresses, which the QEMU plugin in `benches/qemu-plugin/` snapshots, plus a call
+//!   of the PIC32 interrupt vector 165 (`_vector_165` of `mzw1_wss::rt`) as an exception
+//!   would enter it.
+//! - [`board`]: the register blocks in RAM and a stand-in for the Ethernet controller's
+//!   DMA: it writes received frames into RX descriptors and completes TX descriptors, as
+//!   the silicon would, outside the measured regions.
+//! - [`client`]: the other end of the wire: ARP and a scripted TCP client that builds
+//!   frames and checks the replies.
+//! - [`runner`] (target only): the TCP benchmarks, the same for every stack under test.
+//!
+//! The firmware reports on COM1, one line each:
+//! `marks begin=0xA,0xB end=0xC,0xD` (the addresses of the bracketing `mfc0`s), then
+//! `region NAME count=N [bytes=B] [tx_frames=F]` for every bracketed region in the order
+//! they ran, `error ...` on failure, and `EXIT code`. `cargo xtask bench-target` pairs
+//! the regions with the plugin's snapshots.
+#![no_std]
+#![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
+
+pub mod board;
+pub mod client;
+
+#[cfg(all(target_arch = "mips", target_os = "none"))]
+pub mod rt;
+#[cfg(all(target_arch = "mips", target_os = "none"))]
+pub mod runner;
+
+use core::sync::atomic::{AtomicU32, Ordering};
+use mzw1_wss::time::Instant;
+
+/// The benchmark's clock, in milliseconds. It advances only when the harness says so,
+/// so timers behave the same in every run (the firmware's own clock, CP0 Count, would
+/// tie them to the instruction count).
+static NOW_MS: AtomicU32 = AtomicU32::new(1000);
+
+/// The current benchmark time.
+#[inline]
+pub fn now() -> Instant {
+    Instant::from_millis(NOW_MS.load(Ordering::Relaxed))
+}
+
+/// Advances the benchmark clock.
+pub fn advance(ms: u32) {
+    NOW_MS.store(
+        NOW_MS.load(Ordering::Relaxed).wrapping_add(ms),
+        Ordering::Relaxed,
+    );
+}
+
+/// Why a benchmark could not run to its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchError {
+    /// The stand-in controller found no RX descriptor armed for a frame.
+    RxNoDescriptor,
+    /// A received frame's descriptor was not given back after the interrupt.
+    RxNotReleased,
+    /// The interrupt handler did not clear IFS5.ETHIF.
+    IrqNotAcknowledged,
+    /// A TX descriptor was handed over without SOP and EOP, or with a bad length.
+    TxMalformed,
+    /// More frames were sent than the capture holds.
+    TxOverflow,
+    /// The link never came up.
+    NoLink,
+    /// No ARP reply.
+    NoArpReply,
+    /// No SYN-ACK for a SYN.
+    NoSynAck,
+    /// No data segment came back for a request.
+    NoReply,
+    /// The wrong bytes came back for an echo.
+    NoEcho,
+    /// A micro-benchmark computed the wrong result.
+    WrongResult,
+}
+
+impl BenchError {
+    /// A short description, for the report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BenchError::RxNoDescriptor => "no RX descriptor armed for the frame",
+            BenchError::RxNotReleased => "RX descriptor not given back after the interrupt",
+            BenchError::IrqNotAcknowledged => "IFS5.ETHIF not cleared by the interrupt",
+            BenchError::TxMalformed => "malformed TX descriptor",
+            BenchError::TxOverflow => "more TX frames than the capture holds",
+            BenchError::NoLink => "link did not come up",
+            BenchError::NoArpReply => "no ARP reply",
+            BenchError::NoSynAck => "no SYN-ACK",
+            BenchError::NoReply => "no reply to the request",
+            BenchError::NoEcho => "wrong bytes echoed",
+            BenchError::WrongResult => "wrong result",
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The TCP benchmarks, run the same way against every stack: the TCP echo on `mzw1-wss`,
+//! and the peers.
+//!
+//! Each measured region is one frame: the stand-in controller writes it into an RX
+//! descriptor and raises the interrupt, then vector 165 runs under the brackets, from
+//! entry to `eret`. By then the reply must be in a TX descriptor with EOWN set: the
+//! stand-in completes it afterwards and the client checks it. Every case runs twice,
+//! and the second run is the figure (the first is reported with `.warmup`).
+//!
+//! To add a benchmark (the WebSocket upgrade and echo, say): open a connection with
+//! [`TcpBench::connect`], then call [`TcpBench::exchange`] with the request bytes and the
+//! region's name, and check the reply it returns; list the name in `xtask/src/bench.rs`.
+
+use crate::board::{Board, Capture};
+use crate::client::{Endpoint, TcpClient, arp_request, parse_arp_reply};
+use crate::rt::{self, report, vector_165, vector_165_quiet};
+use crate::{BenchError, advance};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The stack under test, as the harness drives it outside the interrupt.
+#[derive(Clone, Copy)]
+pub struct Stack {
+    /// One pass of the superloop (link, timers, TX completions).
+    pub poll: fn(),
+    /// Whether the MAC reports the link up.
+    pub link_up: fn() -> bool,
+}
+
+/// The client's station.
+pub const CLIENT: Endpoint = Endpoint {
+    mac: [0x02, 0x00, 0x00, 0x00, 0x00, 0x0A],
+    ip: [192, 168, 7, 10],
+};
+
+/// The server's port.
+pub const PORT: u16 = 80;
+
+/// Buffers too large for the stack.
+struct Scratch {
+    capture: Capture,
+    after: Capture,
+    frame: [u8; 1536],
+}
+
+struct Shared(UnsafeCell<Scratch>);
+// SAFETY: taken once (`TAKEN`), by the only thread.
+unsafe impl Sync for Shared {}
+
+static SCRATCH: Shared = Shared(UnsafeCell::new(Scratch {
+    capture: Capture::new(),
+    after: Capture::new(),
+    frame: [0; 1536],
+}));
+static TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// A benchmark session against one stack.
+pub struct TcpBench {
+    stack: Stack,
+    board: Board,
+    prefix: &'static str,
+    server: Endpoint,
+    s: &'static mut Scratch,
+}
+
+impl TcpBench {
+    /// A session on the board the stack was started on; `prefix` is put before every
+    /// region name (`peer_` for the peers). `None` if a session already exists.
+    pub fn new(stack: Stack, board: Board, prefix: &'static str, server: Endpoint) -> Option<Self> {
+        if TAKEN.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: the only reference ever made (guarded by TAKEN).
+        let s = unsafe { &mut *SCRATCH.0.get() };
+        Some(TcpBench {
+            stack,
+            board,
+            prefix,
+            server,
+            s,
+        })
+    }
+
+    /// The frames the last step sent from the interrupt.
+    pub fn capture(&self) -> &Capture {
+        &self.s.capture
+    }
+
+    /// The superloop pass after a step, its frames completed into `after`.
+    fn poll(&mut self) -> Result<(), BenchError> {
+        (self.stack.poll)();
+        self.s.after.clear();
+        self.board.settle(&mut self.s.after)
+    }
+
+    /// Delivers the first `len` bytes of the frame buffer and runs the interrupt
+    /// unmeasured.
+    pub fn quiet(&mut self, len: usize) -> Result<(), BenchError> {
+        advance(1);
+        self.s.capture.clear();
+        self.board.deliver(self.s.frame.get(..len).unwrap_or(&[]))?;
+        vector_165_quiet();
+        self.board.settle(&mut self.s.capture)?;
+        self.poll()
+    }
+
+    /// Delivers the first `len` bytes of the frame buffer and runs the interrupt under
+    /// the brackets, as region `name` + `suffix`; `bytes` is the payload for the
+    /// per-byte figure (0: none).
+    pub fn measured(
+        &mut self,
+        len: usize,
+        name: &str,
+        suffix: &str,
+        bytes: usize,
+    ) -> Result<(), BenchError> {
+        advance(1);
+        self.s.capture.clear();
+        self.board.deliver(self.s.frame.get(..len).unwrap_or(&[]))?;
+        let count = vector_165();
+        self.board.settle(&mut self.s.capture)?;
+        report(
+            self.prefix,
+            name,
+            suffix,
+            count,
+            bytes,
+            Some(self.s.capture.len()),
+        );
+        self.poll()
+    }
+
+    /// Polls until the link is up.
+    pub fn link(&mut self) -> Result<(), BenchError> {
+        for _ in 0..50 {
+            advance(1);
+            self.poll()?;
+            if (self.stack.link_up)() {
+                return Ok(());
+            }
+        }
+        Err(BenchError::NoLink)
+    }
+
+    /// The client asks for the server's address; the reply must come from the
+    /// interrupt.
+    pub fn arp(&mut self) -> Result<(), BenchError> {
+        let n = arp_request(&CLIENT, self.server.ip, &mut self.s.frame)
+            .ok_or(BenchError::NoArpReply)?;
+        self.quiet(n)?;
+        let server = self.server;
+        let c = &self.s.capture;
+        let found = (0..c.len())
+            .filter_map(|i| c.frame(i))
+            .any(|f| parse_arp_reply(f, &CLIENT, server.ip) == Some(server.mac));
+        if found {
+            Ok(())
+        } else {
+            Err(BenchError::NoArpReply)
+        }
+    }
+
+    /// Opens a connection from `port`; the SYN is region `tcp_handshake` + `suffix`
+    /// when `suffix` is given, unmeasured otherwise. The ACK completing the handshake
+    /// is unmeasured.
+    pub fn connect(
+        &mut self,
+        port: u16,
+        isn: u32,
+        suffix: Option<&str>,
+    ) -> Result<TcpClient, BenchError> {
+        let mut c = TcpClient::new(CLIENT, self.server, port, PORT, isn);
+        let n = c.syn(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
+        match suffix {
+            Some(suffix) => self.measured(n, "tcp_handshake", suffix, 0)?,
+            None => self.quiet(n)?,
+        }
+        let cap = &self.s.capture;
+        let ok = (0..cap.len())
+            .filter_map(|i| cap.frame(i))
+            .any(|f| c.accept_syn_ack(f));
+        if !ok {
+            return Err(BenchError::NoSynAck);
+        }
+        let n = c.ack(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
+        self.quiet(n)?;
+        Ok(c)
+    }
+
+    /// Sends `request` on `c` (the segment also acknowledges everything received) as
+    /// region `name` + `suffix`, `bytes` counting for the per-byte figure; returns the
+    /// payload of the data segment the interrupt sent back on `c`. This is the step
+    /// every request/response benchmark is made of (a WebSocket upgrade, a frame echo).
+    pub fn exchange(
+        &mut self,
+        c: &mut TcpClient,
+        request: &[u8],
+        name: &str,
+        suffix: &str,
+        bytes: usize,
+    ) -> Result<&[u8], BenchError> {
+        let n = c
+            .data(request, &mut self.s.frame)
+            .ok_or(BenchError::NoReply)?;
+        self.measured(n, name, suffix, bytes)?;
+        let cap = &self.s.capture;
+        (0..cap.len())
+            .filter_map(|i| cap.frame(i))
+            .find_map(|f| c.accept_data(f))
+            .ok_or(BenchError::NoReply)
+    }
+
+    /// Sends `len` bytes on `c` as region `name` + `suffix`; the same bytes must come
+    /// back from the interrupt.
+    pub fn echo(
+        &mut self,
+        c: &mut TcpClient,
+        len: usize,
+        name: &str,
+        suffix: &str,
+    ) -> Result<(), BenchError> {
+        let mut buf = [0u8; 1460];
+        let payload = buf.get_mut(..len).ok_or(BenchError::NoEcho)?;
+        let seed = c.snd_nxt as u8;
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(31).wrapping_add(seed);
+        }
+        let reply = self.exchange(c, payload, name, suffix, len)?;
+        if reply == payload {
+            Ok(())
+        } else {
+            Err(BenchError::NoEcho)
+        }
+    }
+
+    /// The TCP benchmarks: link, ARP, a handshake measured twice, then a 16-byte and
+    /// a 1400-byte echo, each measured twice, on one established connection.
+    pub fn run_tcp(&mut self) -> Result<(), BenchError> {
+        self.link()?;
+        self.arp()?;
+        let mut a = self.connect(40000, 0x1000_0000, Some(".warmup"))?;
+        let _b = self.connect(40001, 0x2000_0000, Some(""))?;
+        for (len, name) in [(16, "tcp_echo16"), (1400, "tcp_echo1400")] {
+            self.echo(&mut a, len, name, ".warmup")?;
+            self.echo(&mut a, len, name, "")?;
+        }
+        // Acknowledge the last echo so nothing is left to retransmit.
+        let n = a.ack(&mut self.s.frame).ok_or(BenchError::NoEcho)?;
+        self.quiet(n)
+    }
+}
+
+/// The exit code for [`rt::exit`] of a benchmark group's result; a failure is printed
+/// as `error WHAT: reason`.
+pub fn outcome(what: &str, r: Result<(), BenchError>) -> u32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            crate::say!("error {what}: {}", e.as_str());
+            1
+        }
+    }
+}
+
+/// Prints the run's header: which firmware, and the marks.
+pub fn header(name: &str) {
+    crate::say!("bench-firmware {name}");
+    rt::print_marks();
+}

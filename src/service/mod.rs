@@ -1,0 +1,1489 @@
+//! The WebSocket server service: Harmony's WSS system service model, done in Rust.
+//!
+//! - [`Server::initialize`] / [`Server::deinitialize`] (every client closed with 1001,
+//!   then the MAC stopped), [`Server::register_callback`], [`Server::send_message`]
+//!   (text or binary, fragmented with `fin`, any size, partial sends reported),
+//!   [`Server::ping_client`], [`Server::close_connection`], [`Server::broadcast`].
+//! - Per-client states CLOSED → CONNECTING → CONNECTED → CLOSING as in the seed;
+//!   `C` clients (const generic, 1..=8), of which `WssConfig::clients` are served; an idle
+//!   timeout per client with an optional ping before it fires; a handshake timeout and a
+//!   closing-handshake timeout.
+//! - Events to a [`Handler`]: connecting, connected, data (zero-copy chunks in place with
+//!   message start and end), ping, pong, close frame received, closing, closed, timeout,
+//!   error, writable. A page hook answers plain HTTP GETs (404 by default), an accept hook
+//!   refuses paths (404).
+//!
+//! Each client's receive state (the handshake parser, then the frame [`Receiver`]) lives
+//! in its own array, apart from the rest of the client's state, so the frame receiver can
+//! work in place on the DMA buffer while the application's callback sends to any client,
+//! the same one included.
+
+use crate::mac::Mac;
+use crate::net::Interface;
+use crate::net::tcp::{ConnId, SendError as TcpSendError, TcpApi, TcpEvent, TcpHandler};
+use crate::time::Instant;
+use crate::ws::frame::{self, FrameSink, MessageKind, Opcode, Receiver, code, header_len};
+use crate::ws::handshake::{self, HandshakeConfig, Progress, RequestParser, Status};
+
+pub mod assembly;
+
+/// Clients a server can be built for at most.
+pub const MAX_CLIENTS: usize = 8;
+
+/// A client slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientId(u8);
+
+impl ClientId {
+    /// The slot index (0-based), Harmony's `clientIndex`.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The client with this index (no check: calls with an invalid one fail cleanly).
+    pub const fn from_index(i: u8) -> ClientId {
+        ClientId(i)
+    }
+}
+
+/// A client's state (Harmony's `SYS_WSS_STATE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    /// No connection.
+    Closed,
+    /// TCP connected, opening handshake in progress (or an HTTP response being sent).
+    Connecting,
+    /// WebSocket open.
+    Connected,
+    /// Closing handshake in progress.
+    Closing,
+}
+
+/// Why a connection failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The client broke RFC 6455; the connection was failed with this close code.
+    Protocol(u16),
+    /// The opening handshake was refused with this HTTP status.
+    Handshake(Status),
+    /// The opening handshake did not finish in time.
+    HandshakeTimeout,
+    /// The client did not complete the closing handshake in time.
+    CloseTimeout,
+    /// The TCP connection was reset by the client.
+    Reset,
+    /// TCP gave up retransmitting.
+    TcpTimeout,
+    /// The peer closed TCP without a closing handshake.
+    Abnormal,
+}
+
+/// What happened to a client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// TCP connected; the opening handshake begins. The client's address and port.
+    Connecting([u8; 4], u16),
+    /// The opening handshake completed: the request path and the subprotocol chosen.
+    Connected {
+        /// Request-target of the upgrade request.
+        path: &'a [u8],
+        /// Subprotocol selected from `HandshakeConfig::subprotocols`.
+        subprotocol: Option<&'static str>,
+    },
+    /// A Ping arrived (already answered with a Pong).
+    Ping(&'a [u8]),
+    /// A Pong arrived.
+    Pong(&'a [u8]),
+    /// The client's Close frame: its code (none for an empty body) and reason.
+    CloseReceived {
+        /// Status code.
+        code: Option<u16>,
+        /// Reason, UTF-8.
+        reason: &'a [u8],
+    },
+    /// The closing handshake began.
+    Closing,
+    /// The connection is gone; the slot is free.
+    Closed,
+    /// The client was idle for the idle timeout; it is being closed.
+    Timeout,
+    /// The connection failed.
+    Error(ErrorKind),
+    /// A send that returned `WouldBlock` (or a partial count) can go on.
+    Writable,
+}
+
+/// Where data chunks sit in their message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataInfo {
+    /// Text or binary.
+    pub kind: MessageKind,
+    /// The message's first bytes.
+    pub first: bool,
+    /// The message's last bytes.
+    pub last: bool,
+}
+
+/// A page served for a plain HTTP GET.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// The body.
+    pub body: &'static [u8],
+}
+
+/// The application (the callback registered with the service).
+pub trait Handler {
+    /// A chunk of a message, unmasked in place inside the DMA buffer (text already
+    /// validated as UTF-8 so far). An empty chunk marks a message's start or end where
+    /// its frame carried no payload. Return `Some(n)` for the `n` bytes taken (the rest is
+    /// offered again later, after [`Event::Writable`] for instance), or `None` to take
+    /// nothing now, which holds back even an empty chunk (backpressure: the data stays in
+    /// its DMA buffer and TCP's window closes).
+    fn on_data(
+        &mut self,
+        ctx: &mut Ctx<'_, '_, '_>,
+        client: ClientId,
+        data: &mut [u8],
+        info: DataInfo,
+    ) -> Option<usize> {
+        let _ = (ctx, client, info);
+        Some(data.len())
+    }
+
+    /// Something happened to a client.
+    fn on_event(&mut self, ctx: &mut Ctx<'_, '_, '_>, client: ClientId, event: Event<'_>) {
+        let _ = (ctx, client, event);
+    }
+
+    /// Whether to accept an upgrade to `path`; refused ones get 404.
+    fn accept(&mut self, path: &[u8]) -> bool {
+        let _ = path;
+        true
+    }
+
+    /// The page for a plain HTTP GET of `path`; `None` answers 404.
+    fn page(&mut self, path: &[u8]) -> Option<Page> {
+        let _ = path;
+        None
+    }
+}
+
+/// Why a send did not go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No such client, or it is not connected (or is closing).
+    NotConnected,
+    /// No room now (TCP window or buffers); [`Event::Writable`] follows.
+    WouldBlock,
+    /// A control frame payload over 125 bytes, or a close code not allowed on the wire.
+    Invalid,
+}
+
+/// Service settings.
+#[derive(Clone, Copy, Debug)]
+pub struct WssConfig {
+    /// Clients served at once, 1..=C (Harmony's default is 2).
+    pub clients: u8,
+    /// A connected client silent this long is closed (0: never). Harmony: 30 s.
+    pub idle_timeout_ms: u32,
+    /// Ping a client once when it has been silent for half the idle timeout.
+    pub ping_before_timeout: bool,
+    /// An opening handshake not finished within this is dropped.
+    pub handshake_timeout_ms: u32,
+    /// A closing handshake not finished within this ends with a reset.
+    pub close_timeout_ms: u32,
+    /// The opening handshake's limits, origins and subprotocols.
+    pub handshake: HandshakeConfig,
+}
+
+impl Default for WssConfig {
+    fn default() -> Self {
+        WssConfig {
+            clients: 2,
+            idle_timeout_ms: 30_000,
+            ping_before_timeout: false,
+            handshake_timeout_ms: 5_000,
+            close_timeout_ms: 2_000,
+            handshake: HandshakeConfig::default(),
+        }
+    }
+}
+
+/// Service counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WssStats {
+    /// Upgrades accepted (101).
+    pub upgrades: u32,
+    /// Handshakes refused with an HTTP error status.
+    pub refused: u32,
+    /// Connections refused because every client slot was taken (503).
+    pub refused_full: u32,
+    /// Plain HTTP pages served.
+    pub pages: u32,
+    /// Handshakes dropped for taking too long.
+    pub handshake_timeouts: u32,
+    /// Connections failed for a protocol error (1002), bad UTF-8 (1007)...
+    pub protocol_errors: u32,
+    /// Clients closed for being idle.
+    pub idle_timeouts: u32,
+    /// Closing handshakes that timed out.
+    pub close_timeouts: u32,
+    /// Pings answered.
+    pub pongs_sent: u32,
+    /// Data bytes delivered to the application.
+    pub rx_bytes: u64,
+    /// Data bytes sent.
+    pub tx_bytes: u64,
+    /// Events with no handler registered (dropped).
+    pub events_without_handler: u32,
+}
+
+/// A client's receive side: the handshake parser, then the frame receiver.
+#[derive(Clone, Debug)]
+enum RxState {
+    Idle,
+    Handshake(RequestParser),
+    Frames(Receiver),
+}
+
+/// What a client owes the peer when TCP has room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owed {
+    Nothing,
+    /// The 101 response (the frames that follow wait for it).
+    Upgrade,
+    /// An HTTP response (error or page): the head, then `sent` bytes of the body so far;
+    /// then the connection closes.
+    Response {
+        status: Status,
+        body: Option<Page>,
+        head_sent: bool,
+        sent: usize,
+    },
+    /// A Close frame with this code (0: no body).
+    Close(u16),
+}
+
+/// A client's send side and timers.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    state: ClientState,
+    conn: Option<ConnId>,
+    since: Instant,
+    last_rx: Instant,
+    /// A fragmented message being sent (its kind).
+    tx_message: Option<MessageKind>,
+    owed: Owed,
+    close_sent: bool,
+    close_received: bool,
+    pinged: bool,
+    subprotocol: Option<u8>,
+}
+
+impl Slot {
+    const fn new() -> Slot {
+        Slot {
+            state: ClientState::Closed,
+            conn: None,
+            since: Instant(0),
+            last_rx: Instant(0),
+            tx_message: None,
+            owed: Owed::Nothing,
+            close_sent: false,
+            close_received: false,
+            pinged: false,
+            subprotocol: None,
+        }
+    }
+}
+
+/// The context of a callback: sends and queries for any client.
+pub struct Ctx<'c, 'a, 'm> {
+    tcp: &'c mut TcpApi<'a, 'm>,
+    slots: &'c mut [Slot],
+    stats: &'c mut WssStats,
+}
+
+impl Ctx<'_, '_, '_> {
+    /// The current time.
+    pub fn now(&self) -> Instant {
+        self.tcp.now()
+    }
+
+    /// A client's state.
+    pub fn state(&self, client: ClientId) -> ClientState {
+        self.slots
+            .get(client.index())
+            .map_or(ClientState::Closed, |s| s.state)
+    }
+
+    /// The client's address and port.
+    pub fn remote(&self, client: ClientId) -> Option<([u8; 4], u16)> {
+        let conn = self.slots.get(client.index())?.conn?;
+        self.tcp.remote(conn)
+    }
+
+    /// Connected clients.
+    pub fn connected(&self) -> impl Iterator<Item = ClientId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.state == ClientState::Connected && !s.close_sent)
+            .map(|(i, _)| ClientId(i as u8))
+    }
+
+    /// Sends `data` as (part of) a message. The first call of a message gives its kind;
+    /// `fin` ends the message once all of `data` is out. Returns the bytes sent: fewer
+    /// than `data.len()` when TCP has no more room now (the message stays open; send the
+    /// rest after [`Event::Writable`]).
+    pub fn send_message(
+        &mut self,
+        client: ClientId,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<usize, SendError> {
+        let i = client.index();
+        let slot = self.slots.get(i).ok_or(SendError::NotConnected)?;
+        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
+            return Err(SendError::NotConnected);
+        }
+        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        let mut kind_now = slot.tx_message;
+        let mut sent = 0;
+        let mut frames = 0;
+        loop {
+            let rest = data.get(sent..).unwrap_or_default();
+            if rest.is_empty() && frames > 0 {
+                break;
+            }
+            if rest.is_empty() && !fin && kind_now.is_some() {
+                break; // nothing to add to an open message
+            }
+            let room = self.tcp.send_more_capacity(conn);
+            let take = if rest.len() < 126 && rest.len() + 2 <= room {
+                rest.len()
+            } else if room >= 4 + 126 {
+                rest.len().min(room - 4)
+            } else {
+                rest.len().min(room.saturating_sub(2)).min(125)
+            };
+            if room < 2 || (take == 0 && !rest.is_empty()) {
+                break;
+            }
+            let opcode = if kind_now.is_some() {
+                Opcode::Continuation
+            } else {
+                kind.opcode()
+            };
+            let last = fin && take == rest.len();
+            let Some(chunk) = rest.get(..take) else {
+                break;
+            };
+            let r = self.tcp.send_more(conn, header_len(take) + take, |buf| {
+                let Some(h) = frame::encode_header(buf, last, opcode, take) else {
+                    return 0;
+                };
+                match buf.get_mut(h..h + take) {
+                    Some(dst) => {
+                        dst.copy_from_slice(chunk);
+                        h + take
+                    }
+                    None => 0,
+                }
+            });
+            match r {
+                Ok(n) if n == header_len(take) + take => {}
+                _ => break,
+            }
+            sent += take;
+            frames += 1;
+            kind_now = if last { None } else { Some(kind) };
+            if let Some(s) = self.slots.get_mut(i) {
+                s.tx_message = kind_now;
+            }
+            if last {
+                break;
+            }
+        }
+        self.stats.tx_bytes += sent as u64;
+        if frames == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        Ok(sent)
+    }
+
+    /// Sends a Ping (payload up to 125 bytes).
+    pub fn ping_client(&mut self, client: ClientId, data: &[u8]) -> Result<(), SendError> {
+        let slot = self
+            .slots
+            .get(client.index())
+            .ok_or(SendError::NotConnected)?;
+        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
+            return Err(SendError::NotConnected);
+        }
+        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        send_control(self.tcp, conn, Opcode::Ping, &[], data)
+    }
+
+    /// Starts the closing handshake with `code` (a code allowed on the wire, §7.4) and a
+    /// reason of up to 123 bytes. The TCP connection closes once the client answers, or
+    /// after the close timeout.
+    pub fn close_connection(
+        &mut self,
+        client: ClientId,
+        code: u16,
+        reason: &[u8],
+    ) -> Result<(), SendError> {
+        if !frame::close_code_valid(code) || reason.len() > 123 {
+            return Err(SendError::Invalid);
+        }
+        let now = self.now();
+        let slot = self
+            .slots
+            .get_mut(client.index())
+            .ok_or(SendError::NotConnected)?;
+        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        if slot.close_sent || slot.state == ClientState::Closed {
+            return Err(SendError::NotConnected);
+        }
+        if slot.state == ClientState::Connecting {
+            // No WebSocket yet: just drop the TCP connection.
+            self.tcp.close(conn);
+            slot.state = ClientState::Closing;
+            slot.since = now;
+            return Ok(());
+        }
+        slot.state = ClientState::Closing;
+        slot.since = now;
+        match send_control(self.tcp, conn, Opcode::Close, &code.to_be_bytes(), reason) {
+            Ok(()) => slot.close_sent = true,
+            Err(_) => slot.owed = Owed::Close(code),
+        }
+        Ok(())
+    }
+
+    /// Sends a whole message in one frame, or nothing: `WouldBlock` when TCP has no room
+    /// for all of it now, or while a fragmented message to this client is open. Messages
+    /// longer than one segment's payload (MSS minus the frame header) always block; send
+    /// those with [`Ctx::send_message`].
+    pub fn send_whole(
+        &mut self,
+        client: ClientId,
+        kind: MessageKind,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        let slot = self
+            .slots
+            .get(client.index())
+            .ok_or(SendError::NotConnected)?;
+        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
+            return Err(SendError::NotConnected);
+        }
+        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        if slot.tx_message.is_some()
+            || self.tcp.send_more_capacity(conn) < header_len(data.len()) + data.len()
+        {
+            return Err(SendError::WouldBlock);
+        }
+        match self.send_message(client, kind, data, true) {
+            Ok(n) if n == data.len() => Ok(()),
+            Ok(_) => Err(SendError::WouldBlock), // not reached: the room was checked
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a whole message (as [`Ctx::send_whole`]) to every connected client (Harmony's
+    /// `clientIndex < 0`). Returns how many clients it reached; the others had no room
+    /// (or were mid-message) and did not get it.
+    pub fn broadcast(&mut self, kind: MessageKind, data: &[u8]) -> usize {
+        let mut n = 0;
+        for i in 0..self.slots.len() {
+            if self.send_whole(ClientId(i as u8), kind, data).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// A control frame (header, `head`, `tail`) in one segment, or `WouldBlock`.
+fn send_control(
+    tcp: &mut TcpApi<'_, '_>,
+    conn: ConnId,
+    opcode: Opcode,
+    head: &[u8],
+    tail: &[u8],
+) -> Result<(), SendError> {
+    let len = head.len() + tail.len();
+    if len > 125 {
+        return Err(SendError::Invalid);
+    }
+    if tcp.send_more_capacity(conn) < 2 + len {
+        return Err(SendError::WouldBlock);
+    }
+    let r = tcp.send_more(conn, 2 + len, |buf| {
+        let Some(h) = frame::encode_header(buf, true, opcode, len) else {
+            return 0;
+        };
+        match (buf.get_mut(h..h + head.len()), head) {
+            (Some(d), s) => d.copy_from_slice(s),
+            _ => return 0,
+        }
+        match buf.get_mut(h + head.len()..h + len) {
+            Some(d) => d.copy_from_slice(tail),
+            None => return 0,
+        }
+        h + len
+    });
+    match r {
+        Ok(n) if n == 2 + len => Ok(()),
+        Ok(_) => Err(SendError::WouldBlock),
+        Err(TcpSendError::WouldBlock) => Err(SendError::WouldBlock),
+        Err(TcpSendError::NotConnected) => Err(SendError::NotConnected),
+    }
+}
+
+/// The client table and protocol state of a server for `C` clients.
+pub struct WsCore<const C: usize> {
+    config: WssConfig,
+    rx: [RxState; C],
+    slots: [Slot; C],
+    stats: WssStats,
+    stopping: bool,
+    since_stop: Instant,
+    stopped: bool,
+}
+
+impl<const C: usize> WsCore<C> {
+    const VALID: () = assert!(C >= 1 && C <= MAX_CLIENTS, "1..=8 clients");
+
+    fn new(config: WssConfig) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID;
+        let mut config = config;
+        config.clients = config.clients.clamp(1, C as u8);
+        WsCore {
+            config,
+            rx: [const { RxState::Idle }; C],
+            slots: [const { Slot::new() }; C],
+            stats: WssStats::default(),
+            stopping: false,
+            since_stop: Instant(0),
+            stopped: false,
+        }
+    }
+}
+
+/// Glue from TCP events to clients, with the handler.
+struct Glue<'g, H, const C: usize> {
+    core: &'g mut WsCore<C>,
+    handler: &'g mut Option<H>,
+}
+
+/// The frame receiver's sink for one client.
+struct Sink<'s, 'c, 'a, 'm, H> {
+    ctx: &'s mut Ctx<'c, 'a, 'm>,
+    handler: &'s mut Option<H>,
+    client: ClientId,
+}
+
+impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
+    fn data(
+        &mut self,
+        chunk: &mut [u8],
+        kind: MessageKind,
+        first: bool,
+        last: bool,
+    ) -> Option<usize> {
+        if self
+            .ctx
+            .slots
+            .get(self.client.index())
+            .is_some_and(|s| s.close_received)
+        {
+            return Some(chunk.len()); // nothing after the client's Close counts
+        }
+        let n = match self.handler.as_mut() {
+            Some(h) => h
+                .on_data(self.ctx, self.client, chunk, DataInfo { kind, first, last })?
+                .min(chunk.len()),
+            None => {
+                self.ctx.stats.events_without_handler += 1;
+                chunk.len()
+            }
+        };
+        self.ctx.stats.rx_bytes += n as u64;
+        Some(n)
+    }
+
+    fn control(&mut self, opcode: Opcode, payload: &[u8]) -> bool {
+        let now = self.ctx.now();
+        let i = self.client.index();
+        let Some(&slot) = self.ctx.slots.get(i) else {
+            return true;
+        };
+        let Some(conn) = slot.conn else { return true };
+        match opcode {
+            Opcode::Ping => {
+                if slot.close_sent || slot.close_received {
+                    return true;
+                }
+                // Answer first (§5.5.2), with the same payload; if there is no room, the
+                // ping waits, and so does everything after it.
+                if send_control(self.ctx.tcp, conn, Opcode::Pong, &[], payload).is_err() {
+                    return false;
+                }
+                self.ctx.stats.pongs_sent += 1;
+                emit(self.handler, self.ctx, self.client, Event::Ping(payload));
+            }
+            Opcode::Pong => emit(self.handler, self.ctx, self.client, Event::Pong(payload)),
+            Opcode::Close => {
+                if slot.close_received {
+                    return true;
+                }
+                if !slot.close_sent {
+                    // Echo the status code (§5.5.1), then close TCP: the server closes
+                    // first (§7.1.1).
+                    let code_bytes = payload.get(..2).unwrap_or_default();
+                    if send_control(self.ctx.tcp, conn, Opcode::Close, code_bytes, &[]).is_err() {
+                        return false;
+                    }
+                }
+                // The closing handshake is complete: TCP is closed, and the slot freed,
+                // once the frames of this segment are through (`Glue::finish_if_done`).
+                if let Some(s) = self.ctx.slots.get_mut(i) {
+                    s.close_received = true;
+                    s.close_sent = true;
+                    s.state = ClientState::Closing;
+                    s.since = now;
+                }
+                let (code, reason) = frame::close_payload(payload);
+                emit(
+                    self.handler,
+                    self.ctx,
+                    self.client,
+                    Event::CloseReceived { code, reason },
+                );
+                if !slot.close_sent {
+                    emit(self.handler, self.ctx, self.client, Event::Closing);
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+}
+
+fn emit<H: Handler>(
+    handler: &mut Option<H>,
+    ctx: &mut Ctx<'_, '_, '_>,
+    client: ClientId,
+    event: Event<'_>,
+) {
+    match handler.as_mut() {
+        Some(h) => h.on_event(ctx, client, event),
+        None => ctx.stats.events_without_handler += 1,
+    }
+}
+
+impl<H: Handler, const C: usize> Glue<'_, H, C> {
+    fn ctx<'c, 'a, 'm>(
+        core: &'c mut WsCore<C>,
+        tcp: &'c mut TcpApi<'a, 'm>,
+    ) -> (Ctx<'c, 'a, 'm>, &'c mut [RxState], &'c WssConfig) {
+        let WsCore {
+            config,
+            rx,
+            slots,
+            stats,
+            ..
+        } = core;
+        (Ctx { tcp, slots, stats }, rx, config)
+    }
+
+    fn slot_of(&self, conn: ConnId) -> Option<usize> {
+        self.core.slots.iter().position(|s| s.conn == Some(conn))
+    }
+
+    /// Fails a client's connection: Close with `code`, then TCP closes (§7.1.7).
+    fn fail(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, code: u16) {
+        let (mut ctx, _, _) = Self::ctx(self.core, tcp);
+        ctx.stats.protocol_errors += 1;
+        let now = ctx.now();
+        let Some(slot) = ctx.slots.get_mut(i) else {
+            return;
+        };
+        let Some(conn) = slot.conn else { return };
+        let was_closing = slot.close_sent || slot.state == ClientState::Closing;
+        if !slot.close_sent {
+            match send_control(ctx.tcp, conn, Opcode::Close, &code.to_be_bytes(), &[]) {
+                Ok(()) => slot.close_sent = true,
+                // No room: owed, and TCP closes after it (`pay`).
+                Err(_) => slot.owed = Owed::Close(code),
+            }
+        }
+        // Nothing more is read from this client: TCP closes as soon as our Close is out
+        // (§7.1.7), without waiting for the client's.
+        slot.close_received = true;
+        slot.state = ClientState::Closing;
+        slot.since = now;
+        let client = ClientId(i as u8);
+        emit(
+            self.handler,
+            &mut ctx,
+            client,
+            Event::Error(ErrorKind::Protocol(code)),
+        );
+        if !was_closing {
+            emit(self.handler, &mut ctx, client, Event::Closing);
+        }
+    }
+
+    /// Sends the owed 101; once out, the client is connected and frames begin.
+    fn finish_upgrade(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
+        let (mut ctx, rx, config) = Self::ctx(self.core, tcp);
+        let Some(RxState::Handshake(parser)) = rx.get_mut(i) else {
+            return;
+        };
+        if !send_upgrade(&mut ctx, i, parser, config) {
+            return; // stays owed; retried from the timers and on Writable
+        }
+        let path = parser.request().path.clone();
+        let proto = parser
+            .request()
+            .subprotocol
+            .and_then(|p| config.handshake.subprotocols.get(p as usize))
+            .copied();
+        if let Some(r) = rx.get_mut(i) {
+            *r = RxState::Frames(Receiver::new());
+        }
+        ctx.stats.upgrades += 1;
+        let now = ctx.now();
+        if let Some(s) = ctx.slots.get_mut(i) {
+            s.owed = Owed::Nothing;
+            s.state = ClientState::Connected;
+            s.last_rx = now;
+        }
+        emit(
+            self.handler,
+            &mut ctx,
+            ClientId(i as u8),
+            Event::Connected {
+                path: &path,
+                subprotocol: proto,
+            },
+        );
+    }
+
+    /// The opening handshake: feeds the parser, answers when the request is complete.
+    /// Returns the bytes consumed.
+    fn handshake(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, data: &mut [u8]) -> usize {
+        let (mut ctx, rx, config) = Self::ctx(self.core, tcp);
+        let Some(RxState::Handshake(parser)) = rx.get_mut(i) else {
+            return data.len();
+        };
+        let client = ClientId(i as u8);
+        let used = match parser.feed(data, &config.handshake) {
+            Progress::NeedMore => return data.len(),
+            Progress::Refused(status) => {
+                // Nothing more is read from this client (`RxState::Idle` discards it).
+                if let Some(r) = rx.get_mut(i) {
+                    *r = RxState::Idle;
+                }
+                respond(&mut ctx, i, status, None);
+                emit(
+                    self.handler,
+                    &mut ctx,
+                    client,
+                    Event::Error(ErrorKind::Handshake(status)),
+                );
+                return data.len();
+            }
+            Progress::Complete(n) => n,
+        };
+        let request = parser.request();
+        let mut status = parser.verdict();
+        if status == Status::SwitchingProtocols
+            && !self
+                .handler
+                .as_mut()
+                .is_none_or(|h| h.accept(&request.path))
+        {
+            status = Status::NotFound;
+        }
+        match status {
+            Status::SwitchingProtocols => {
+                if let Some(s) = ctx.slots.get_mut(i) {
+                    s.subprotocol = request.subprotocol;
+                    s.owed = Owed::Upgrade;
+                }
+                self.finish_upgrade(tcp, i);
+                used
+            }
+            Status::Ok => {
+                let page = self.handler.as_mut().and_then(|h| h.page(&request.path));
+                if let Some(r) = rx.get_mut(i) {
+                    *r = RxState::Idle;
+                }
+                match page {
+                    Some(p) => respond(&mut ctx, i, Status::Ok, Some(p)),
+                    None => respond(&mut ctx, i, Status::NotFound, None),
+                }
+                data.len()
+            }
+            other => {
+                if let Some(r) = rx.get_mut(i) {
+                    *r = RxState::Idle;
+                }
+                respond(&mut ctx, i, other, None);
+                emit(
+                    self.handler,
+                    &mut ctx,
+                    client,
+                    Event::Error(ErrorKind::Handshake(other)),
+                );
+                data.len()
+            }
+        }
+    }
+}
+
+/// Sends the 101 response for the request the client's parser holds; returns false if
+/// TCP has no room (it stays owed).
+fn send_upgrade(
+    ctx: &mut Ctx<'_, '_, '_>,
+    i: usize,
+    parser: &RequestParser,
+    config: &WssConfig,
+) -> bool {
+    let Some(conn) = ctx.slots.get(i).and_then(|s| s.conn) else {
+        return false;
+    };
+    let request = parser.request();
+    let Some(key) = request.key else { return false };
+    let accept = handshake::accept_key(&key);
+    let proto = request
+        .subprotocol
+        .and_then(|p| config.handshake.subprotocols.get(p as usize))
+        .copied();
+    let mut head = [0u8; 192];
+    let Some(n) = handshake::write_response(
+        &mut head,
+        Status::SwitchingProtocols,
+        Some(&accept),
+        proto,
+        None,
+        0,
+    ) else {
+        return false;
+    };
+    send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default())
+}
+
+/// An HTTP response (error or page); then the connection closes.
+fn respond(ctx: &mut Ctx<'_, '_, '_>, i: usize, status: Status, page: Option<Page>) {
+    if status == Status::Ok {
+        ctx.stats.pages += 1;
+    } else {
+        ctx.stats.refused += 1;
+    }
+    if let Some(s) = ctx.slots.get_mut(i) {
+        s.owed = Owed::Response {
+            status,
+            body: page,
+            head_sent: false,
+            sent: 0,
+        };
+        s.state = ClientState::Connecting;
+    }
+    pay_response(ctx, i);
+}
+
+/// Sends what is owed of an HTTP response as TCP room allows; closes when done.
+fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
+    let Some(&slot) = ctx.slots.get(i) else {
+        return;
+    };
+    let Some(conn) = slot.conn else { return };
+    let Owed::Response {
+        status,
+        body,
+        mut head_sent,
+        mut sent,
+    } = slot.owed
+    else {
+        return;
+    };
+    let bytes = body.map_or(&[][..], |p| p.body);
+    if !head_sent {
+        let mut head = [0u8; 192];
+        let ctype = body.map(|p| p.content_type);
+        let Some(n) = handshake::write_response(&mut head, status, None, None, ctype, bytes.len())
+        else {
+            return;
+        };
+        head_sent = send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default());
+    }
+    while head_sent && sent < bytes.len() {
+        let rest = bytes.get(sent..).unwrap_or_default();
+        let r = ctx.tcp.send_more(conn, rest.len(), |buf| {
+            let n = buf.len().min(rest.len());
+            if let (Some(d), Some(s)) = (buf.get_mut(..n), rest.get(..n)) {
+                d.copy_from_slice(s);
+            }
+            n
+        });
+        match r {
+            Ok(n) if n > 0 => sent += n,
+            _ => break,
+        }
+    }
+    let done = head_sent && sent >= bytes.len();
+    let now = ctx.tcp.now();
+    if let Some(s) = ctx.slots.get_mut(i) {
+        if done {
+            s.owed = Owed::Nothing;
+            s.state = ClientState::Closing;
+            s.since = now;
+        } else {
+            s.owed = Owed::Response {
+                status,
+                body,
+                head_sent,
+                sent,
+            };
+        }
+    }
+    if done {
+        ctx.tcp.close(conn);
+    }
+}
+
+/// Sends `bytes` whole in one segment, or nothing.
+fn send_all(tcp: &mut TcpApi<'_, '_>, conn: ConnId, bytes: &[u8]) -> bool {
+    if tcp.send_more_capacity(conn) < bytes.len() {
+        return false;
+    }
+    let r = tcp.send_more(conn, bytes.len(), |buf| match buf.get_mut(..bytes.len()) {
+        Some(d) => {
+            d.copy_from_slice(bytes);
+            bytes.len()
+        }
+        None => 0,
+    });
+    r == Ok(bytes.len())
+}
+
+impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
+    fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize {
+        let Some(i) = self.slot_of(conn) else {
+            // A connection refused with 503, or a client already given up: discard.
+            return data.len();
+        };
+        let owed = self.core.slots.get(i).map_or(Owed::Nothing, |s| s.owed);
+        let n = match (self.core.rx.get(i), owed) {
+            (_, Owed::Upgrade) => 0, // frames wait until the 101 response is out
+            (_, Owed::Response { .. }) => data.len(),
+            (Some(RxState::Handshake(_)), _) => {
+                let used = self.handshake(tcp, i, data);
+                if used < data.len()
+                    && matches!(self.core.rx.get(i), Some(RxState::Frames(_)))
+                    && self
+                        .core
+                        .slots
+                        .get(i)
+                        .is_some_and(|s| s.owed == Owed::Nothing)
+                {
+                    // Frames right behind the request (in the same segment).
+                    let rest = data.get_mut(used..).unwrap_or_default();
+                    used + self.frames(tcp, i, rest)
+                } else {
+                    used
+                }
+            }
+            (Some(RxState::Frames(_)), _) => self.frames(tcp, i, data),
+            _ => data.len(),
+        };
+        self.finish_if_done(tcp, i);
+        n
+    }
+
+    fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent) {
+        let now = tcp.now();
+        match event {
+            TcpEvent::Connected => self.connected(tcp, conn),
+            TcpEvent::PeerClosed => {
+                let Some(i) = self.slot_of(conn) else {
+                    tcp.close(conn);
+                    return;
+                };
+                let (mut ctx, _, _) = Self::ctx(self.core, tcp);
+                let Some(slot) = ctx.slots.get_mut(i) else {
+                    return;
+                };
+                let abnormal = !slot.close_received && slot.state == ClientState::Connected;
+                slot.state = ClientState::Closing;
+                slot.since = now;
+                ctx.tcp.close(conn);
+                if abnormal {
+                    emit(
+                        self.handler,
+                        &mut ctx,
+                        ClientId(i as u8),
+                        Event::Error(ErrorKind::Abnormal),
+                    );
+                    emit(self.handler, &mut ctx, ClientId(i as u8), Event::Closing);
+                }
+            }
+            TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => {
+                let Some(i) = self.slot_of(conn) else { return };
+                let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+                let client = ClientId(i as u8);
+                if event == TcpEvent::Reset {
+                    emit(
+                        self.handler,
+                        &mut ctx,
+                        client,
+                        Event::Error(ErrorKind::Reset),
+                    );
+                } else if event == TcpEvent::TimedOut {
+                    emit(
+                        self.handler,
+                        &mut ctx,
+                        client,
+                        Event::Error(ErrorKind::TcpTimeout),
+                    );
+                }
+                if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+                    *s = Slot::new();
+                    *r = RxState::Idle;
+                }
+                emit(self.handler, &mut ctx, client, Event::Closed);
+            }
+            TcpEvent::Writable => {
+                let Some(i) = self.slot_of(conn) else { return };
+                self.pay(tcp, i);
+                let (mut ctx, _, _) = Self::ctx(self.core, tcp);
+                if ctx
+                    .slots
+                    .get(i)
+                    .is_some_and(|s| s.state == ClientState::Connected && s.owed == Owed::Nothing)
+                {
+                    emit(self.handler, &mut ctx, ClientId(i as u8), Event::Writable);
+                }
+            }
+        }
+    }
+}
+
+impl<H: Handler, const C: usize> Glue<'_, H, C> {
+    /// A TCP connection opened: a free slot, or 503.
+    fn connected(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId) {
+        let now = tcp.now();
+        let served = self.core.config.clients as usize;
+        let free = if self.core.stopping {
+            None
+        } else {
+            self.core
+                .slots
+                .iter()
+                .take(served)
+                .position(|s| s.state == ClientState::Closed)
+        };
+        let Some(i) = free else {
+            // Every slot taken: 503 and close (§4.2.1: the server may refuse).
+            self.core.stats.refused_full += 1;
+            let mut head = [0u8; 128];
+            if let Some(n) = handshake::write_response(
+                &mut head,
+                Status::ServiceUnavailable,
+                None,
+                None,
+                None,
+                0,
+            ) {
+                let _ = send_all(tcp, conn, head.get(..n).unwrap_or_default());
+            }
+            tcp.close(conn);
+            return;
+        };
+        let remote = tcp.remote(conn).unwrap_or_default();
+        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+        if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+            *s = Slot {
+                state: ClientState::Connecting,
+                conn: Some(conn),
+                since: now,
+                last_rx: now,
+                ..Slot::new()
+            };
+            *r = RxState::Handshake(RequestParser::new());
+        }
+        emit(
+            self.handler,
+            &mut ctx,
+            ClientId(i as u8),
+            Event::Connecting(remote.0, remote.1),
+        );
+    }
+
+    /// Frames: the receiver, in place.
+    fn frames(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, data: &mut [u8]) -> usize {
+        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+        let Some(RxState::Frames(receiver)) = rx.get_mut(i) else {
+            return data.len();
+        };
+        let mut sink = Sink {
+            ctx: &mut ctx,
+            handler: self.handler,
+            client: ClientId(i as u8),
+        };
+        match receiver.process(data, &mut sink) {
+            Ok(n) => {
+                if n > 0 {
+                    // The client made progress: it is not idle. Bytes offered again and
+                    // still not taken do not count, so a client that stalls its own echo
+                    // by not reading is timed out like a silent one.
+                    let now = ctx.now();
+                    if let Some(s) = ctx.slots.get_mut(i) {
+                        s.last_rx = now;
+                        s.pinged = false;
+                    }
+                }
+                n
+            }
+            Err(code) => {
+                self.fail(tcp, i, code);
+                data.len()
+            }
+        }
+    }
+
+    /// Sends what a client owes (101 response, HTTP response, Close frame).
+    fn pay(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
+        let (mut ctx, rx, config) = Self::ctx(self.core, tcp);
+        let Some(&slot) = ctx.slots.get(i) else {
+            return;
+        };
+        match slot.owed {
+            Owed::Nothing => {}
+            Owed::Response { .. } => pay_response(&mut ctx, i),
+            Owed::Close(code) => {
+                if let Some(conn) = slot.conn {
+                    let body = if code == 0 {
+                        [0u8; 0].as_slice()
+                    } else {
+                        &code.to_be_bytes()
+                    };
+                    if send_control(ctx.tcp, conn, Opcode::Close, body, &[]).is_ok()
+                        && let Some(s) = ctx.slots.get_mut(i)
+                    {
+                        s.owed = Owed::Nothing;
+                        s.close_sent = true;
+                    }
+                }
+            }
+            Owed::Upgrade => {
+                let _ = (rx, config);
+                self.finish_upgrade(tcp, i);
+            }
+        }
+        // A control frame (a Ping to answer, a Close to echo) or a message boundary the
+        // receiver could not hand over for want of room: its bytes were consumed, so no
+        // new input may come to carry it; offer it again now.
+        if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
+            self.frames(tcp, i, &mut []);
+        }
+        self.finish_if_done(tcp, i);
+    }
+
+    /// Once both Close frames are through (or ours after a failure), the server closes
+    /// TCP first (§7.1.1) and the client is gone: its slot is free at once, while TCP
+    /// finishes the close on its own.
+    fn finish_if_done(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
+        let Some(&slot) = self.core.slots.get(i) else {
+            return;
+        };
+        let Some(conn) = slot.conn else { return };
+        if !(slot.close_sent && slot.close_received && slot.owed == Owed::Nothing) {
+            return;
+        }
+        tcp.close(conn);
+        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+        if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+            *s = Slot::new();
+            *r = RxState::Idle;
+        }
+        emit(self.handler, &mut ctx, ClientId(i as u8), Event::Closed);
+    }
+}
+
+/// The server: the network stack, the client table and the application.
+pub struct Server<'m, H: Handler, const N: usize, const C: usize> {
+    net: Interface<'m, N>,
+    core: WsCore<C>,
+    handler: Option<H>,
+}
+
+impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
+    /// Starts serving on the stack's TCP port (Harmony's `SYS_WSS_Initialize`).
+    pub fn initialize(net: Interface<'m, N>, config: WssConfig, handler: Option<H>) -> Self {
+        Server {
+            net,
+            core: WsCore::new(config),
+            handler,
+        }
+    }
+
+    /// Registers (or replaces) the application callback (`SYS_WSS_register_callback`).
+    pub fn register_callback(&mut self, handler: H) {
+        self.handler = Some(handler);
+    }
+
+    /// The registered application.
+    pub fn handler(&self) -> Option<&H> {
+        self.handler.as_ref()
+    }
+
+    /// The registered application, mutably.
+    pub fn handler_mut(&mut self) -> Option<&mut H> {
+        self.handler.as_mut()
+    }
+
+    /// Begins shutting down (`SYS_WSS_Deinitialize`): every client is closed with 1001
+    /// (going away), new connections are refused, and once all are gone (or after the
+    /// close timeout) the MAC is stopped. Keep polling until [`Server::is_stopped`].
+    pub fn deinitialize(&mut self, now: Instant) {
+        self.core.stopping = true;
+        self.core.since_stop = now;
+        self.with_ctx(now, |ctx, _| {
+            for i in 0..ctx.slots.len() {
+                let client = ClientId(i as u8);
+                match ctx.state(client) {
+                    ClientState::Connected => {
+                        let _ = ctx.close_connection(client, code::GOING_AWAY, b"");
+                    }
+                    ClientState::Connecting => {
+                        let _ = ctx.close_connection(client, code::GOING_AWAY, b"");
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    /// Whether [`Server::deinitialize`] has finished and the hardware is quiet.
+    pub fn is_stopped(&self) -> bool {
+        self.core.stopped
+    }
+
+    fn with_ctx<R>(
+        &mut self,
+        now: Instant,
+        f: impl FnOnce(&mut Ctx<'_, '_, '_>, &mut Option<H>) -> R,
+    ) -> R {
+        let mut tcp = self.net.tcp(now);
+        let WsCore {
+            rx: _,
+            slots,
+            stats,
+            ..
+        } = &mut self.core;
+        let mut ctx = Ctx {
+            tcp: &mut tcp,
+            slots,
+            stats,
+        };
+        let r = f(&mut ctx, &mut self.handler);
+        // Frames are corked into full segments; out they go now.
+        tcp.flush();
+        r
+    }
+
+    /// The Ethernet interrupt (vector 165): frames are handled as they arrive.
+    pub fn on_interrupt(&mut self, now: Instant) {
+        let mut glue = Glue {
+            core: &mut self.core,
+            handler: &mut self.handler,
+        };
+        self.net.on_interrupt(now, &mut glue);
+    }
+
+    /// One pass of the superloop (`SYS_WSS_Task`): link, frames the interrupt left,
+    /// TCP timers, and the service's timers.
+    pub fn poll(&mut self, now: Instant) {
+        let mut glue = Glue {
+            core: &mut self.core,
+            handler: &mut self.handler,
+        };
+        self.net.poll(now, &mut glue);
+        self.timers(now);
+    }
+
+    /// Handshake, idle and closing timeouts; owed responses and frames; shutdown.
+    fn timers(&mut self, now: Instant) {
+        let config = self.core.config;
+        let mut tcp = self.net.tcp(now);
+        let mut glue = Glue {
+            core: &mut self.core,
+            handler: &mut self.handler,
+        };
+        for i in 0..C {
+            glue.pay(&mut tcp, i);
+            let Some(&slot) = glue.core.slots.get(i) else {
+                continue;
+            };
+            let Some(conn) = slot.conn else { continue };
+            let client = ClientId(i as u8);
+            match slot.state {
+                ClientState::Connecting if now.since(slot.since) >= config.handshake_timeout_ms => {
+                    glue.core.stats.handshake_timeouts += 1;
+                    tcp.abort(conn);
+                    let (mut ctx, rx, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
+                    emit(
+                        glue.handler,
+                        &mut ctx,
+                        client,
+                        Event::Error(ErrorKind::HandshakeTimeout),
+                    );
+                    if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+                        *s = Slot::new();
+                        *r = RxState::Idle;
+                    }
+                    emit(glue.handler, &mut ctx, client, Event::Closed);
+                }
+                ClientState::Connected if config.idle_timeout_ms > 0 => {
+                    let idle = now.since(slot.last_rx);
+                    let (mut ctx, _, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
+                    if idle >= config.idle_timeout_ms {
+                        ctx.stats.idle_timeouts += 1;
+                        emit(glue.handler, &mut ctx, client, Event::Timeout);
+                        let _ = ctx.close_connection(client, code::NORMAL, b"idle");
+                        emit(glue.handler, &mut ctx, client, Event::Closing);
+                    } else if config.ping_before_timeout
+                        && !slot.pinged
+                        && idle >= config.idle_timeout_ms / 2
+                        && ctx.ping_client(client, b"").is_ok()
+                        && let Some(s) = ctx.slots.get_mut(i)
+                    {
+                        s.pinged = true;
+                    }
+                }
+                ClientState::Closing if now.since(slot.since) >= config.close_timeout_ms => {
+                    glue.core.stats.close_timeouts += 1;
+                    tcp.abort(conn);
+                    let (mut ctx, rx, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
+                    emit(
+                        glue.handler,
+                        &mut ctx,
+                        client,
+                        Event::Error(ErrorKind::CloseTimeout),
+                    );
+                    if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+                        *s = Slot::new();
+                        *r = RxState::Idle;
+                    }
+                    emit(glue.handler, &mut ctx, client, Event::Closed);
+                }
+                _ => {}
+            }
+        }
+        tcp.flush();
+        if self.core.stopping && !self.core.stopped {
+            let idle = self
+                .core
+                .slots
+                .iter()
+                .all(|s| s.state == ClientState::Closed);
+            if idle || now.since(self.core.since_stop) >= config.close_timeout_ms + 500 {
+                self.net.mac_mut().stop();
+                self.core.stopped = true;
+            }
+        }
+    }
+
+    /// Sends (part of) a message to a client (`SYS_WSS_sendMessage`); see
+    /// [`Ctx::send_message`].
+    pub fn send_message(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        kind: MessageKind,
+        data: &[u8],
+        fin: bool,
+    ) -> Result<usize, SendError> {
+        self.with_ctx(now, |ctx, _| ctx.send_message(client, kind, data, fin))
+    }
+
+    /// Sends a whole message to every connected client that has room (`clientIndex < 0`
+    /// in Harmony); see [`Ctx::broadcast`].
+    pub fn broadcast(&mut self, now: Instant, kind: MessageKind, data: &[u8]) -> usize {
+        self.with_ctx(now, |ctx, _| ctx.broadcast(kind, data))
+    }
+
+    /// Pings a client (`SYS_WSS_PingClient`).
+    pub fn ping_client(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        data: &[u8],
+    ) -> Result<(), SendError> {
+        self.with_ctx(now, |ctx, _| ctx.ping_client(client, data))
+    }
+
+    /// Starts the closing handshake (`SYS_WSS_CloseConnection`).
+    pub fn close_connection(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        code: u16,
+        reason: &[u8],
+    ) -> Result<(), SendError> {
+        self.with_ctx(now, |ctx, _| ctx.close_connection(client, code, reason))
+    }
+
+    /// A client's state.
+    pub fn client_state(&self, client: ClientId) -> ClientState {
+        self.core
+            .slots
+            .get(client.index())
+            .map_or(ClientState::Closed, |s| s.state)
+    }
+
+    /// Every client slot and its state.
+    pub fn clients(&self) -> impl Iterator<Item = (ClientId, ClientState)> + '_ {
+        self.core
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (ClientId(i as u8), s.state))
+    }
+
+    /// The client's TCP peer address.
+    pub fn client_remote(&mut self, now: Instant, client: ClientId) -> Option<([u8; 4], u16)> {
+        self.with_ctx(now, |ctx, _| ctx.remote(client))
+    }
+
+    /// Service counters.
+    pub fn stats(&self) -> &WssStats {
+        &self.core.stats
+    }
+
+    /// The network stack.
+    pub fn net(&self) -> &Interface<'m, N> {
+        &self.net
+    }
+
+    /// The network stack, mutably.
+    pub fn net_mut(&mut self) -> &mut Interface<'m, N> {
+        &mut self.net
+    }
+
+    /// The MAC driver.
+    pub fn mac(&self) -> &Mac<'m> {
+        self.net.mac()
+    }
+}

@@ -1,0 +1,593 @@
+//! WebSocket frames (RFC 6455 §5): the incremental header parser, the server's header
+//! encoder, close-code validation, and [`Receiver`], the per-connection state machine that
+//! turns the TCP byte stream into message chunks and control frames.
+//!
+//! The receiver works in place on the bytes TCP lends it (inside the DMA buffer): payload
+//! is unmasked a word at a time with the mask phase carried across segments, text is
+//! validated as UTF-8 as it streams, and each chunk goes to the [`FrameSink`] at once, so
+//! a message of any size needs no buffer. A header may straddle segments; several frames
+//! may share one. When the sink cannot take a chunk (backpressure), the bytes it left are
+//! remembered as already unmasked and validated, and handed over as they are when TCP
+//! offers them again: every payload byte is processed once.
+
+use super::mask::Unmasker;
+use super::utf8::Utf8Validator;
+
+/// Frame opcodes (§5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Opcode {
+    /// Continuation of a fragmented message.
+    Continuation,
+    /// Text data frame.
+    Text,
+    /// Binary data frame.
+    Binary,
+    /// Connection close.
+    Close,
+    /// Ping.
+    Ping,
+    /// Pong.
+    Pong,
+}
+
+impl Opcode {
+    /// The opcode from its 4-bit value; `None` for the reserved ones (3–7, 0xB–0xF).
+    pub const fn from_bits(v: u8) -> Option<Opcode> {
+        match v {
+            0x0 => Some(Opcode::Continuation),
+            0x1 => Some(Opcode::Text),
+            0x2 => Some(Opcode::Binary),
+            0x8 => Some(Opcode::Close),
+            0x9 => Some(Opcode::Ping),
+            0xA => Some(Opcode::Pong),
+            _ => None,
+        }
+    }
+
+    /// The 4-bit value.
+    pub const fn bits(self) -> u8 {
+        match self {
+            Opcode::Continuation => 0x0,
+            Opcode::Text => 0x1,
+            Opcode::Binary => 0x2,
+            Opcode::Close => 0x8,
+            Opcode::Ping => 0x9,
+            Opcode::Pong => 0xA,
+        }
+    }
+
+    /// Control frames: Close, Ping, Pong (§5.5).
+    pub const fn is_control(self) -> bool {
+        matches!(self, Opcode::Close | Opcode::Ping | Opcode::Pong)
+    }
+}
+
+/// The kind of a data message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// UTF-8 text.
+    Text,
+    /// Binary data.
+    Binary,
+}
+
+impl MessageKind {
+    /// The opcode that starts a message of this kind.
+    pub const fn opcode(self) -> Opcode {
+        match self {
+            MessageKind::Text => Opcode::Text,
+            MessageKind::Binary => Opcode::Binary,
+        }
+    }
+}
+
+/// Status codes the server sends when it fails a connection (§7.4.1).
+pub mod code {
+    /// Normal closure.
+    pub const NORMAL: u16 = 1000;
+    /// Going away (the server shuts down).
+    pub const GOING_AWAY: u16 = 1001;
+    /// Protocol error.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Inconsistent data: invalid UTF-8 in a text message.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// Policy violation.
+    pub const POLICY: u16 = 1008;
+    /// Message too big.
+    pub const TOO_BIG: u16 = 1009;
+    /// Internal error.
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// Whether a status code may appear in a Close frame (§7.4.1–7.4.2): 1000–1003,
+/// 1007–1011 and 3000–4999. 1004–1006 and 1015 are reserved for local use; the rest of
+/// 0–2999 is unassigned.
+pub const fn close_code_valid(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999)
+}
+
+/// Writes a server frame header (FIN, opcode, unmasked, minimal length encoding, §5.2)
+/// into `out`; returns its length (2, 4 or 10 bytes).
+pub fn encode_header(out: &mut [u8], fin: bool, opcode: Opcode, len: usize) -> Option<usize> {
+    let b0 = ((fin as u8) << 7) | opcode.bits();
+    if len < 126 {
+        let h = out.first_chunk_mut::<2>()?;
+        *h = [b0, len as u8];
+        Some(2)
+    } else if len <= 0xFFFF {
+        let h = out.first_chunk_mut::<4>()?;
+        *h = [b0, 126, (len >> 8) as u8, len as u8];
+        Some(4)
+    } else {
+        let h = out.first_chunk_mut::<10>()?;
+        h[0] = b0;
+        h[1] = 127;
+        h[2..].copy_from_slice(&(len as u64).to_be_bytes());
+        Some(10)
+    }
+}
+
+/// Header length for a payload of `len` bytes.
+pub const fn header_len(len: usize) -> usize {
+    if len < 126 {
+        2
+    } else if len <= 0xFFFF {
+        4
+    } else {
+        10
+    }
+}
+
+/// A parsed client frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Final fragment.
+    pub fin: bool,
+    /// Opcode.
+    pub opcode: Opcode,
+    /// Payload length.
+    pub len: u64,
+    /// Masking key.
+    pub mask: [u8; 4],
+}
+
+/// Collects a header that may straddle segments (2 to 14 bytes).
+#[derive(Clone, Copy, Debug)]
+struct HeaderParser {
+    buf: [u8; 14],
+    have: u8,
+}
+
+impl HeaderParser {
+    const fn new() -> HeaderParser {
+        HeaderParser {
+            buf: [0; 14],
+            have: 0,
+        }
+    }
+
+    /// Bytes the header needs, known once the first two are in.
+    fn needed(&self) -> usize {
+        if self.have < 2 {
+            return 2;
+        }
+        let masked = self.buf[1] & 0x80 != 0;
+        let ext = match self.buf[1] & 0x7F {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        2 + ext + if masked { 4 } else { 0 }
+    }
+
+    /// Takes bytes from `data`; returns how many, and the header once complete (or the
+    /// close code that fails the connection).
+    fn feed(&mut self, data: &[u8]) -> (usize, Option<Result<FrameHeader, u16>>) {
+        let mut used = 0;
+        loop {
+            let need = self.needed();
+            let have = self.have as usize;
+            if have >= need {
+                let r = self.parse();
+                self.have = 0;
+                return (used, Some(r));
+            }
+            let Some(&b) = data.get(used) else {
+                return (used, None);
+            };
+            if let Some(slot) = self.buf.get_mut(have) {
+                *slot = b;
+            }
+            self.have += 1;
+            used += 1;
+            if self.have == 2 {
+                // Fail fast on the first two bytes, before waiting for the rest.
+                if let Err(code) = self.check_first_two() {
+                    self.have = 0;
+                    return (used, Some(Err(code)));
+                }
+            }
+        }
+    }
+
+    fn check_first_two(&self) -> Result<(), u16> {
+        let (b0, b1) = (self.buf[0], self.buf[1]);
+        // RSV1–3 must be 0: no extension was negotiated (§5.2).
+        if b0 & 0x70 != 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
+        // Control frames: not fragmented, payload of 125 bytes at most (§5.5).
+        if opcode.is_control() && (b0 & 0x80 == 0 || b1 & 0x7F > 125) {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        // Client frames must be masked (§5.1).
+        if b1 & 0x80 == 0 {
+            return Err(code::PROTOCOL_ERROR);
+        }
+        Ok(())
+    }
+
+    fn parse(&self) -> Result<FrameHeader, u16> {
+        let b = &self.buf;
+        let opcode = Opcode::from_bits(b[0] & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
+        let (len, at) = match b[1] & 0x7F {
+            126 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
+            127 => {
+                let l = u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
+                // The most significant bit must be 0 (§5.2).
+                if l >> 63 != 0 {
+                    return Err(code::PROTOCOL_ERROR);
+                }
+                (l, 10)
+            }
+            l => (l as u64, 2),
+        };
+        let mask = match b.get(at..at + 4) {
+            Some(&[m0, m1, m2, m3]) => [m0, m1, m2, m3],
+            _ => return Err(code::PROTOCOL_ERROR),
+        };
+        Ok(FrameHeader {
+            fin: b[0] & 0x80 != 0,
+            opcode,
+            len,
+            mask,
+        })
+    }
+}
+
+/// Where the receiver delivers what it decodes.
+pub trait FrameSink {
+    /// A chunk of a text or binary message, unmasked in place (text validated so far).
+    /// `first`: the message's first bytes; `last`: its final bytes. Empty chunks mark the
+    /// start or end of a message with no payload there. Returns `Some(n)` when `n` bytes
+    /// were taken (an empty chunk with `Some(0)`), the rest being offered again later, or
+    /// `None` when nothing can be taken now: the chunk, empty or not, is offered again
+    /// before any further input.
+    fn data(
+        &mut self,
+        chunk: &mut [u8],
+        kind: MessageKind,
+        first: bool,
+        last: bool,
+    ) -> Option<usize>;
+
+    /// A complete, valid control frame (a Close frame's code and reason are already
+    /// checked). Returns false if it cannot be acted on now (a reply cannot be sent yet);
+    /// it is then offered again before any further input.
+    fn control(&mut self, opcode: Opcode, payload: &[u8]) -> bool;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Header,
+    Payload,
+}
+
+/// The receiving half of one WebSocket connection.
+#[derive(Clone, Debug)]
+pub struct Receiver {
+    header: HeaderParser,
+    phase: Phase,
+    fin: bool,
+    opcode: Opcode,
+    remaining: u64,
+    unmasker: Unmasker,
+    /// A data message in progress (its kind), between its first and last frame.
+    message: Option<MessageKind>,
+    /// The current message's first bytes have been delivered.
+    started: bool,
+    utf8: Utf8Validator,
+    control: heapless::Vec<u8, 125>,
+    /// A control frame complete and waiting for the sink to accept it.
+    control_ready: bool,
+    /// An empty data frame's message start or end, waiting for the sink to accept it.
+    marker_ready: bool,
+    /// Bytes at the head of the next input that were unmasked and validated already
+    /// but not taken by the sink.
+    carried: usize,
+    /// Those bytes end the message.
+    carried_last: bool,
+    /// The connection was failed; input is discarded.
+    failed: bool,
+}
+
+impl Default for Receiver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Receiver {
+    /// At the start of the frame stream.
+    pub const fn new() -> Receiver {
+        Receiver {
+            header: HeaderParser::new(),
+            phase: Phase::Header,
+            fin: false,
+            opcode: Opcode::Continuation,
+            remaining: 0,
+            unmasker: Unmasker::new([0; 4]),
+            message: None,
+            started: false,
+            utf8: Utf8Validator::new(),
+            control: heapless::Vec::new(),
+            control_ready: false,
+            marker_ready: false,
+            carried: 0,
+            carried_last: false,
+            failed: false,
+        }
+    }
+
+    /// Whether the connection was failed (input is then ignored).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether a control frame or a message boundary is waiting for the sink: call
+    /// [`Receiver::process`] again (with no input, if none came) once it can take it.
+    pub fn has_pending(&self) -> bool {
+        self.control_ready || self.marker_ready
+    }
+
+    /// Whether a data message is in progress.
+    pub fn in_message(&self) -> bool {
+        self.message.is_some()
+    }
+
+    fn fail(&mut self, code: u16) -> Result<usize, u16> {
+        self.failed = true;
+        Err(code)
+    }
+
+    /// Decodes `data` in place. Returns the bytes consumed (the rest is to be offered
+    /// again, from its first byte, once the sink can take more), or the close code that
+    /// fails the connection (§7.1.7).
+    pub fn process<S: FrameSink>(&mut self, data: &mut [u8], sink: &mut S) -> Result<usize, u16> {
+        if self.failed {
+            return Ok(data.len());
+        }
+        if self.control_ready {
+            if !sink.control(self.opcode, &self.control) {
+                return Ok(0);
+            }
+            self.control_ready = false;
+            self.control.clear();
+        }
+        if self.marker_ready {
+            if !self.offer_marker(sink) {
+                return Ok(0);
+            }
+            self.marker_ready = false;
+        }
+        let mut pos = 0;
+        if self.carried > 0 {
+            // Already unmasked and validated: straight to the sink.
+            let kind = self.message.unwrap_or(MessageKind::Binary);
+            let n = self.carried.min(data.len());
+            let last = self.carried_last && n == self.carried;
+            let Some(chunk) = data.get_mut(..n) else {
+                return Ok(0);
+            };
+            let took = sink
+                .data(chunk, kind, !self.started, last)
+                .unwrap_or(0)
+                .min(n);
+            if took > 0 {
+                self.started = true;
+            }
+            self.carried -= took;
+            if self.carried > 0 {
+                return Ok(took);
+            }
+            if last {
+                self.end_message();
+            }
+            pos = n;
+        }
+        loop {
+            if self.phase == Phase::Header {
+                let rest = data.get(pos..).unwrap_or_default();
+                let (used, header) = self.header.feed(rest);
+                pos += used;
+                match header {
+                    None => return Ok(pos),
+                    Some(Err(code)) => return self.fail(code),
+                    Some(Ok(h)) => {
+                        if let Err(code) = self.begin_frame(h) {
+                            return self.fail(code);
+                        }
+                        if self.remaining == 0 {
+                            match self.end_frame(sink) {
+                                Ok(true) => continue,
+                                Ok(false) => return Ok(pos),
+                                Err(code) => return self.fail(code),
+                            }
+                        }
+                    }
+                }
+            }
+            // Payload.
+            let avail = data.len().saturating_sub(pos);
+            if avail == 0 {
+                return Ok(pos);
+            }
+            let take = (self.remaining.min(avail as u64)) as usize;
+            let Some(chunk) = data.get_mut(pos..pos + take) else {
+                return Ok(pos);
+            };
+            self.unmasker.apply(chunk);
+            self.remaining -= take as u64;
+            if self.remaining == 0 {
+                self.phase = Phase::Header;
+            }
+            if self.opcode.is_control() {
+                // Control payloads are small (≤ 125 bytes) and kept whole.
+                if self.control.extend_from_slice(chunk).is_err() {
+                    return self.fail(code::PROTOCOL_ERROR);
+                }
+                pos += take;
+                if self.remaining == 0 {
+                    match self.end_frame(sink) {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(pos),
+                        Err(code) => return self.fail(code),
+                    }
+                }
+                continue;
+            }
+            let kind = self.message.unwrap_or(MessageKind::Binary);
+            let last = self.remaining == 0 && self.fin;
+            if kind == MessageKind::Text {
+                // Fail fast: the first invalid byte fails the connection (§8.1), before
+                // the chunk is delivered.
+                if self.utf8.feed(chunk).is_err() || (last && self.utf8.finish().is_err()) {
+                    return self.fail(code::INVALID_PAYLOAD);
+                }
+            }
+            let took = sink
+                .data(chunk, kind, !self.started, last)
+                .unwrap_or(0)
+                .min(take);
+            if took > 0 {
+                self.started = true;
+            }
+            if took < take {
+                self.carried = take - took;
+                self.carried_last = last;
+                return Ok(pos + took);
+            }
+            pos += take;
+            if last {
+                self.end_message();
+            }
+        }
+    }
+
+    /// Checks a new frame against the message state (§5.4) and sets up its payload.
+    fn begin_frame(&mut self, h: FrameHeader) -> Result<(), u16> {
+        match h.opcode {
+            Opcode::Continuation => {
+                if self.message.is_none() {
+                    return Err(code::PROTOCOL_ERROR); // nothing to continue
+                }
+            }
+            Opcode::Text | Opcode::Binary => {
+                if self.message.is_some() {
+                    return Err(code::PROTOCOL_ERROR); // a new message inside another
+                }
+                self.message = Some(if h.opcode == Opcode::Text {
+                    MessageKind::Text
+                } else {
+                    MessageKind::Binary
+                });
+                self.started = false;
+                self.utf8.reset();
+            }
+            Opcode::Close | Opcode::Ping | Opcode::Pong => self.control.clear(),
+        }
+        self.fin = h.fin;
+        self.opcode = h.opcode;
+        self.remaining = h.len;
+        self.unmasker = Unmasker::new(h.mask);
+        self.phase = Phase::Payload;
+        Ok(())
+    }
+
+    /// A frame's payload is complete. Returns whether processing may go on.
+    fn end_frame<S: FrameSink>(&mut self, sink: &mut S) -> Result<bool, u16> {
+        self.phase = Phase::Header;
+        if self.opcode.is_control() {
+            if self.opcode == Opcode::Close {
+                check_close_payload(&self.control)?;
+            }
+            if !sink.control(self.opcode, &self.control) {
+                self.control_ready = true;
+                return Ok(false);
+            }
+            self.control.clear();
+            return Ok(true);
+        }
+        // An empty data frame: tell the sink where a message starts or ends.
+        let kind = self.message.unwrap_or(MessageKind::Binary);
+        let last = self.fin;
+        if kind == MessageKind::Text && last && self.utf8.finish().is_err() {
+            return Err(code::INVALID_PAYLOAD);
+        }
+        if !self.offer_marker(sink) {
+            self.marker_ready = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Tells the sink where a message starts or ends for an empty data frame (if it is
+    /// the message's first frame or its last). Returns false if the sink cannot take it.
+    fn offer_marker<S: FrameSink>(&mut self, sink: &mut S) -> bool {
+        let kind = self.message.unwrap_or(MessageKind::Binary);
+        let last = self.fin;
+        if self.started && !last {
+            return true;
+        }
+        if sink.data(&mut [], kind, !self.started, last).is_none() {
+            return false;
+        }
+        self.started = true;
+        if last {
+            self.end_message();
+        }
+        true
+    }
+
+    fn end_message(&mut self) {
+        self.message = None;
+        self.started = false;
+        self.carried_last = false;
+    }
+}
+
+/// A Close frame's body: empty, or a valid code followed by a UTF-8 reason (§5.5.1).
+fn check_close_payload(p: &[u8]) -> Result<(), u16> {
+    match p {
+        [] => Ok(()),
+        [_] => Err(code::PROTOCOL_ERROR),
+        [hi, lo, reason @ ..] => {
+            if !close_code_valid(u16::from_be_bytes([*hi, *lo])) {
+                return Err(code::PROTOCOL_ERROR);
+            }
+            if super::utf8::validate(reason).is_err() {
+                return Err(code::INVALID_PAYLOAD);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The code and reason of a valid Close frame body (`None` code for an empty body).
+pub fn close_payload(p: &[u8]) -> (Option<u16>, &[u8]) {
+    match p {
+        [hi, lo, reason @ ..] => (Some(u16::from_be_bytes([*hi, *lo])), reason),
+        _ => (None, &[]),
+    }
+}

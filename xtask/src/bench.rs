@@ -1,0 +1,413 @@
+//! `cargo xtask bench-target`: instruction-counted benchmarks of the firmware code on
+//! QEMU's Malta board.
+//!
+//! 1. Builds the QEMU plugin `benches/qemu-plugin/mfc0snap.c` with gcc: it counts every
+//!    instruction executed and snapshots the count at each `mfc0 $t, $9, 0` (CP0 Count).
+//! 2. Builds the two benchmark firmwares for `mipsel-unknown-none` (nightly,
+//!    `-Zbuild-std=core`, the workspace's release profile, as the real firmware):
+//!    `mzw1-bench-firmware` (the kernels of mzw1-wss and the reference app) and
+//!    `mzw1-bench-peers` (smoltcp on the same MAC driver).
+//! 3. Runs each under `qemu-system-mipsel -M malta -cpu M14Kc -icount shift=0,sleep=off`
+//!    with the plugin, within a time limit.
+//! 4. Pairs the firmware's `region` lines (COM1) with the plugin's snapshots at the
+//!    firmware's bracket addresses (its `marks` line) and prints one line per benchmark:
+//!    `bench NAME instructions=N [bytes=B instructions_per_byte=X] [peer_ratio=R] count=C`,
+//!    where `count` is the CP0 Count delta the firmware read itself (under icount
+//!    shift=0 one tick is about 6 instructions: a cross-check of the pairing).
+//!
+//! The raw QEMU output and the summary are kept in `target/bench/`. The command fails if
+//! QEMU fails or times out, if a firmware reports an error (no echo, say), or if any
+//! expected benchmark is missing. The figures themselves are not judged.
+
+use crate::{TARGET, nightly_cargo, root, run};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// QEMU for little-endian MIPS (Debian package `qemu-system-mips`).
+const QEMU: &str = "qemu-system-mipsel";
+/// Longest a firmware may run (each takes well under a second).
+const QEMU_TIMEOUT: Duration = Duration::from_secs(20);
+/// The plugin's source, relative to the workspace root.
+const PLUGIN_SOURCE: &str = "benches/qemu-plugin/mfc0snap.c";
+
+/// A benchmark firmware and the regions it must report.
+struct Firmware {
+    package: &'static str,
+    /// Short name for the raw output files.
+    label: &'static str,
+}
+
+const FIRMWARES: [Firmware; 2] = [
+    Firmware {
+        package: "mzw1-bench-firmware",
+        label: "ours",
+    },
+    Firmware {
+        package: "mzw1-bench-peers",
+        label: "peers",
+    },
+];
+
+/// Our benchmarks, each with the peer's counterpart if there is one. A new benchmark
+/// (the WebSocket echo, say) is one more entry here and one more region in the firmware.
+/// `bracket_empty` is an empty region: the instructions the brackets add to each
+/// micro-benchmark figure (the TCP figures include the whole vector 165 instead, its
+/// register save and restore and `eret` among them).
+const BENCHES: &[(&str, Option<&str>)] = &[
+    ("bracket_empty", None),
+    ("unmask4k", None),
+    ("utf8_ascii4k", None),
+    ("utf8_mixed4k", None),
+    ("checksum1460", None),
+    ("tcp_handshake", Some("peer_tcp_handshake")),
+    ("tcp_echo16", Some("peer_tcp_echo16")),
+    ("tcp_echo1400", Some("peer_tcp_echo1400")),
+];
+
+/// One measured region.
+#[derive(Clone, Debug)]
+struct Region {
+    name: String,
+    /// CP0 Count delta, as the firmware read it.
+    count: u64,
+    /// Payload bytes, for the per-byte figure.
+    bytes: Option<u64>,
+    /// Exact instructions, from the plugin.
+    instructions: u64,
+}
+
+pub fn run_benches(_args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let out_dir = root().join("target").join("bench");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+
+    let plugin = build_plugin(&out_dir)?;
+    let mut c = nightly_cargo();
+    c.args(["build", "--release", "--target", TARGET, "-Zbuild-std=core"]);
+    for f in &FIRMWARES {
+        c.args(["-p", f.package]);
+    }
+    run(c)?;
+
+    let mut regions = Vec::new();
+    for f in &FIRMWARES {
+        let elf = root()
+            .join("target")
+            .join(TARGET)
+            .join("release")
+            .join(f.package);
+        regions.extend(run_firmware(&elf, &plugin, &out_dir, f.label)?);
+    }
+
+    let lines = summarise(&regions)?;
+    for l in &lines {
+        println!("{l}");
+    }
+    let summary = out_dir.join("summary.txt");
+    fs::write(&summary, lines.join("\n") + "\n")
+        .map_err(|e| format!("{}: {e}", summary.display()))?;
+    eprintln!(
+        "xtask: bench-target done in {:.1} s; raw output in {}",
+        started.elapsed().as_secs_f64(),
+        out_dir.display()
+    );
+    Ok(())
+}
+
+/// Compiles the plugin into `target/bench/`.
+fn build_plugin(out_dir: &Path) -> Result<PathBuf, String> {
+    let so = out_dir.join("libmfc0snap.so");
+    let mut c = Command::new("gcc");
+    c.args([
+        "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+    ])
+    .arg(&so)
+    .arg(root().join(PLUGIN_SOURCE));
+    run(c)?;
+    Ok(so)
+}
+
+/// Runs one firmware under QEMU with the plugin; returns its regions, instructions
+/// filled in.
+fn run_firmware(
+    elf: &Path,
+    plugin: &Path,
+    out_dir: &Path,
+    label: &str,
+) -> Result<Vec<Region>, String> {
+    let uart_path = out_dir.join(format!("{label}.uart.txt"));
+    let plugin_path = out_dir.join(format!("{label}.plugin.txt"));
+    let create = |p: &Path| File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut c = Command::new(QEMU);
+    c.args([
+        "-M",
+        "malta",
+        "-cpu",
+        "M14Kc",
+        "-m",
+        "64",
+        "-nographic",
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-vga",
+        "none",
+        "-icount",
+        "shift=0,sleep=off",
+        "-plugin",
+    ])
+    .arg(plugin)
+    .arg("-kernel")
+    .arg(elf)
+    .stdin(Stdio::null())
+    .stdout(create(&uart_path)?)
+    .stderr(create(&plugin_path)?);
+    eprintln!("xtask: running {c:?}");
+    let mut child = c.spawn().map_err(|e| {
+        format!(
+            "cannot run {QEMU}: {e} (install it with \
+             `apt-get install -y --no-install-recommends qemu-system-mips`)"
+        )
+    })?;
+    let deadline = Instant::now() + QEMU_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{label}: QEMU timed out after {} s (a hang or a panic in the firmware); \
+                     output so far in {}",
+                    QEMU_TIMEOUT.as_secs(),
+                    uart_path.display()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("{label}: waiting for QEMU: {e}")),
+        }
+    };
+    let read = |p: &Path| fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let uart = read(&uart_path)?.replace('\r', "");
+    let plugin_out = read(&plugin_path)?;
+    if !status.success() {
+        return Err(format!("{label}: QEMU exited with {status}:\n{plugin_out}"));
+    }
+    pair(label, &uart, &plugin_out)
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()
+}
+
+/// `key=value` fields of a line.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+}
+
+/// Pairs the firmware's regions with the plugin's snapshots.
+fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
+    let errors: Vec<&str> = uart.lines().filter(|l| l.starts_with("error")).collect();
+    if !errors.is_empty() {
+        return Err(format!(
+            "{label}: the firmware reports:\n  {}",
+            errors.join("\n  ")
+        ));
+    }
+    match uart.lines().find_map(|l| l.strip_prefix("EXIT ")) {
+        Some("0") => {}
+        Some(code) => return Err(format!("{label}: the firmware exited with code {code}")),
+        None => {
+            return Err(format!(
+                "{label}: the firmware did not finish (no EXIT line)"
+            ));
+        }
+    }
+    let marks = uart
+        .lines()
+        .find(|l| l.starts_with("marks "))
+        .ok_or_else(|| format!("{label}: no marks line"))?;
+    let list = |key: &str| -> Result<Vec<u64>, String> {
+        field(marks, key)
+            .ok_or_else(|| format!("{label}: marks line without {key}"))?
+            .split(',')
+            .map(|a| parse_hex(a).ok_or_else(|| format!("{label}: bad mark {a}")))
+            .collect()
+    };
+    let (begins, ends) = (list("begin")?, list("end")?);
+
+    if !plugin.lines().any(|l| l.starts_with("mfc0snap: total ")) {
+        return Err(format!("{label}: no plugin output (is -plugin supported?)"));
+    }
+    if plugin.contains(" LOST") {
+        return Err(format!("{label}: the plugin lost snapshots"));
+    }
+    // Snapshots at the bracket addresses only: any other Count read is not a bracket.
+    let snaps: Vec<(u64, u64)> = plugin
+        .lines()
+        .filter(|l| l.starts_with("mfc0snap: snap "))
+        .filter_map(|l| {
+            let pc = parse_hex(field(l, "pc")?)?;
+            let n = field(l, "insns")?.parse().ok()?;
+            Some((pc, n))
+        })
+        .filter(|(pc, _)| begins.contains(pc) || ends.contains(pc))
+        .collect();
+
+    let mut regions = Vec::new();
+    for l in uart.lines().filter(|l| l.starts_with("region ")) {
+        let name = l
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| format!("{label}: bad line {l}"))?;
+        let count = field(l, "count")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{label}: no count in {l}"))?;
+        let bytes = field(l, "bytes").and_then(|v| v.parse().ok());
+        regions.push(Region {
+            name: name.to_string(),
+            count,
+            bytes,
+            instructions: 0,
+        });
+    }
+    if snaps.len() != 2 * regions.len() {
+        return Err(format!(
+            "{label}: {} regions but {} bracket snapshots",
+            regions.len(),
+            snaps.len()
+        ));
+    }
+    for (r, pair) in regions.iter_mut().zip(snaps.chunks_exact(2)) {
+        let [(b_pc, b), (e_pc, e)] = [pair[0], pair[1]];
+        if !begins.contains(&b_pc) || !ends.contains(&e_pc) || e < b {
+            return Err(format!(
+                "{label}: region {} is not bracketed by a begin and an end mark \
+                 ({b_pc:#x}, {e_pc:#x})",
+                r.name
+            ));
+        }
+        r.instructions = e - b;
+        // Under icount shift=0 Count ticks once per 6 instructions.
+        let expect = r.count * 6;
+        if r.instructions.abs_diff(expect) > 12 {
+            eprintln!(
+                "xtask: warning: {label} region {}: {} instructions but Count delta {} (x6 = {expect})",
+                r.name, r.instructions, r.count
+            );
+        }
+    }
+    Ok(regions)
+}
+
+/// The `bench` lines: ours (with the ratio to the peer), then the peers'.
+fn summarise(regions: &[Region]) -> Result<Vec<String>, String> {
+    let find = |name: &str| -> Result<&Region, String> {
+        regions
+            .iter()
+            .find(|r| r.name == name)
+            .ok_or_else(|| format!("benchmark {name} missing from the firmware output"))
+    };
+    let line = |r: &Region| {
+        let mut s = format!("bench {} instructions={}", r.name, r.instructions);
+        if let Some(b) = r.bytes.filter(|&b| b > 0) {
+            s += &format!(
+                " bytes={b} instructions_per_byte={:.2}",
+                r.instructions as f64 / b as f64
+            );
+        }
+        s
+    };
+    let mut ours = Vec::new();
+    let mut peers = Vec::new();
+    for (name, peer) in BENCHES {
+        let r = find(name)?;
+        let mut s = line(r);
+        if let Some(peer) = peer {
+            let p = find(peer)?;
+            s += &format!(
+                " peer_ratio={:.3}",
+                r.instructions as f64 / p.instructions.max(1) as f64
+            );
+            peers.push(format!("{} count={}", line(p), p.count));
+        }
+        ours.push(format!("{s} count={}", r.count));
+    }
+    ours.extend(peers);
+    Ok(ours)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_pair_with_bracket_snapshots_only() {
+        let uart = "bench-firmware ours\nmarks begin=0x10,0x20 end=0x14,0x24\n\
+                    region a count=10 bytes=4\nregion b count=2 tx_frames=1\nEXIT 0\n";
+        let plugin = "mfc0snap: snap 0 pc=0x10 insns=100\n\
+                      mfc0snap: snap 1 pc=0x99 insns=120\n\
+                      mfc0snap: snap 2 pc=0x14 insns=160\n\
+                      mfc0snap: snap 3 pc=0x20 insns=200\n\
+                      mfc0snap: snap 4 pc=0x24 insns=212\n\
+                      mfc0snap: total insns=300 snaps=5\n";
+        let r = pair("t", uart, plugin).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].name.as_str(), r[0].instructions, r[0].bytes),
+            ("a", 60, Some(4))
+        );
+        assert_eq!(
+            (r[1].name.as_str(), r[1].instructions, r[1].count),
+            ("b", 12, 2)
+        );
+    }
+
+    #[test]
+    fn firmware_errors_and_missing_exit_fail() {
+        let plugin = "mfc0snap: total insns=1 snaps=0\n";
+        assert!(
+            pair(
+                "t",
+                "marks begin=0x1 end=0x2\nerror tcp: no echo\nEXIT 1\n",
+                plugin
+            )
+            .is_err()
+        );
+        assert!(pair("t", "marks begin=0x1 end=0x2\n", plugin).is_err());
+        assert!(
+            pair(
+                "t",
+                "marks begin=0x1 end=0x2\nregion a count=1\nEXIT 0\n",
+                plugin
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn missing_benchmarks_fail_the_summary() {
+        let r = |name: &str, n| Region {
+            name: name.into(),
+            count: n / 6,
+            bytes: None,
+            instructions: n,
+        };
+        let all: Vec<Region> = BENCHES
+            .iter()
+            .flat_map(|(a, b)| [Some(*a), *b])
+            .flatten()
+            .map(|n| r(n, 600))
+            .collect();
+        let lines = summarise(&all).unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("bench tcp_echo16 ") && l.contains("peer_ratio=1.000"))
+        );
+        assert!(summarise(&all[1..]).is_err());
+    }
+}
