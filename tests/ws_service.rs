@@ -322,6 +322,11 @@ fn every_refusal_is_well_formed_http_and_closes_the_connection() {
             b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n".to_vec(),
             "400",
         ),
+        (
+            "Sec-WebSocket-Key twice",
+            upgrade_request("/echo", "Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==\r\n"),
+            "400",
+        ),
     ];
     for (what, request, status) in cases {
         let (got, closed) = RawClient::exchange(&mut tb, &request, 10 * SECOND);
@@ -345,7 +350,7 @@ fn every_refusal_is_well_formed_http_and_closes_the_connection() {
         tb.run_for(SECOND / 10);
     }
     let stats = *tb.fw.0.stats();
-    assert_eq!(stats.refused, 12, "{stats:?}");
+    assert_eq!(stats.refused, 13, "{stats:?}");
     assert_eq!(stats.upgrades, 0);
 }
 
@@ -823,6 +828,20 @@ fn protocol_errors_fail_only_their_own_connection() {
             client_frame(true, 0x1, b"\xed\xa0\x80", m),
             1007,
         ),
+        (
+            "length 5 in the 16-bit form",
+            vec![0x82, 0x80 | 126, 0, 5, 0, 0, 0, 0, 1, 2, 3, 4, 5],
+            1002,
+        ),
+        (
+            "length 200 in the 64-bit form",
+            {
+                let mut f = vec![0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 200, 0, 0, 0, 0];
+                f.extend([0u8; 200]);
+                f
+            },
+            1002,
+        ),
     ];
     for (what, bytes, code) in cases {
         let mut raw = raw_ws(&mut tb);
@@ -839,7 +858,7 @@ fn protocol_errors_fail_only_their_own_connection() {
             5,
         );
     }
-    assert_eq!(tb.fw.0.server().stats().protocol_errors, 11);
+    assert_eq!(tb.fw.0.server().stats().protocol_errors, 13);
 }
 
 #[test]

@@ -198,7 +198,7 @@ impl<'a> RxRing<'a> {
             } else {
                 let len = count - FCS_LEN;
                 self.stats.frames += 1;
-                self.stats.bytes += len as u32;
+                self.stats.bytes = self.stats.bytes.wrapping_add(len as u32);
                 return Some(RxFrame {
                     ring: self,
                     len,

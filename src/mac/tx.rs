@@ -272,7 +272,7 @@ impl<'a> TxRing<'a> {
             let status = d.tx_status();
             if status.done() {
                 self.stats.frames += 1;
-                self.stats.bytes += status.byte_count() as u32;
+                self.stats.bytes = self.stats.bytes.wrapping_add(status.byte_count() as u32);
             } else {
                 self.stats.aborted += 1;
                 let hi = status.hi;

@@ -30,6 +30,10 @@ pub mod assembly;
 /// Clients a server can be built for at most.
 pub const MAX_CLIENTS: usize = 8;
 
+/// A client silent since it connected for this long may lose its slot to a new
+/// connection when every slot is taken (`Glue::preempt_idle`).
+const PREEMPT_IDLE_MS: u32 = 20;
+
 /// A client slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ClientId(u8);
@@ -76,6 +80,9 @@ pub enum ErrorKind {
     TcpTimeout,
     /// The peer closed TCP without a closing handshake.
     Abnormal,
+    /// The client had sent nothing since it connected and every slot was taken: it was
+    /// closed to make room for a new connection.
+    Preempted,
 }
 
 /// What happened to a client.
@@ -238,6 +245,16 @@ pub struct WssStats {
     pub tx_bytes: u64,
     /// Events with no handler registered (dropped).
     pub events_without_handler: u32,
+    /// Received bytes discarded: after the client's Close, after a refusal, on a
+    /// connection given up or refused with 503.
+    pub rx_discarded: u64,
+    /// Responses whose head did not fit `RESPONSE_HEAD_MAX` (a subprotocol name or a
+    /// page's content type too long): the connection was dropped.
+    pub heads_too_long: u32,
+    /// Clients still in the opening handshake with nothing received, closed to make
+    /// room for a new connection when every slot was taken (browsers open spare
+    /// connections they may never use).
+    pub idle_handshakes_preempted: u32,
 }
 
 /// A client's receive side: the handshake parser, then the frame receiver.
@@ -360,7 +377,7 @@ impl Ctx<'_, '_, '_> {
                 break;
             }
             if rest.is_empty() && !fin && kind_now.is_some() {
-                break; // nothing to add to an open message
+                return Ok(0); // nothing to add to an open message
             }
             let room = self.tcp.send_more_capacity(conn);
             let take = if rest.len() < 126 && rest.len() + 2 <= room {
@@ -383,16 +400,7 @@ impl Ctx<'_, '_, '_> {
                 break;
             };
             let r = self.tcp.send_more(conn, header_len(take) + take, |buf| {
-                let Some(h) = frame::encode_header(buf, last, opcode, take) else {
-                    return 0;
-                };
-                match buf.get_mut(h..h + take) {
-                    Some(dst) => {
-                        dst.copy_from_slice(chunk);
-                        h + take
-                    }
-                    None => 0,
-                }
+                write_frame(buf, last, opcode, chunk, &[])
             });
             match r {
                 Ok(n) if n == header_len(take) + take => {}
@@ -409,6 +417,10 @@ impl Ctx<'_, '_, '_> {
             }
         }
         self.stats.tx_bytes += sent as u64;
+        if sent < data.len() || (fin && kind_now.is_some()) {
+            // Blocked: TCP tells us (`Event::Writable`) when there is room again.
+            self.tcp.want_write(conn);
+        }
         if frames == 0 {
             return Err(SendError::WouldBlock);
         }
@@ -486,6 +498,7 @@ impl Ctx<'_, '_, '_> {
         if slot.tx_message.is_some()
             || self.tcp.send_more_capacity(conn) < header_len(data.len()) + data.len()
         {
+            self.tcp.want_write(conn);
             return Err(SendError::WouldBlock);
         }
         match self.send_message(client, kind, data, true) {
@@ -509,6 +522,27 @@ impl Ctx<'_, '_, '_> {
     }
 }
 
+/// Writes a frame at the start of `buf`: the header, then `head` and `tail` as its
+/// payload. Returns its length, or 0 if it does not fit.
+fn write_frame(buf: &mut [u8], fin: bool, opcode: Opcode, head: &[u8], tail: &[u8]) -> usize {
+    let len = head.len() + tail.len();
+    let Some(h) = frame::encode_header(buf, fin, opcode, len) else {
+        return 0;
+    };
+    let Some((a, rest)) = buf
+        .get_mut(h..)
+        .and_then(|b| b.split_at_mut_checked(head.len()))
+    else {
+        return 0;
+    };
+    let Some(b) = rest.get_mut(..tail.len()) else {
+        return 0;
+    };
+    a.copy_from_slice(head);
+    b.copy_from_slice(tail);
+    h + len
+}
+
 /// A control frame (header, `head`, `tail`) in one segment, or `WouldBlock`.
 fn send_control(
     tcp: &mut TcpApi<'_, '_>,
@@ -522,21 +556,11 @@ fn send_control(
         return Err(SendError::Invalid);
     }
     if tcp.send_more_capacity(conn) < 2 + len {
+        tcp.want_write(conn);
         return Err(SendError::WouldBlock);
     }
     let r = tcp.send_more(conn, 2 + len, |buf| {
-        let Some(h) = frame::encode_header(buf, true, opcode, len) else {
-            return 0;
-        };
-        match (buf.get_mut(h..h + head.len()), head) {
-            (Some(d), s) => d.copy_from_slice(s),
-            _ => return 0,
-        }
-        match buf.get_mut(h + head.len()..h + len) {
-            Some(d) => d.copy_from_slice(tail),
-            None => return 0,
-        }
-        h + len
+        write_frame(buf, true, opcode, head, tail)
     });
     match r {
         Ok(n) if n == 2 + len => Ok(()),
@@ -644,30 +668,39 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                 if slot.close_received {
                     return true;
                 }
-                if !slot.close_sent {
-                    // Echo the status code (§5.5.1), then close TCP: the server closes
-                    // first (§7.1.1).
-                    let code_bytes = payload.get(..2).unwrap_or_default();
-                    if send_control(self.ctx.tcp, conn, Opcode::Close, code_bytes, &[]).is_err() {
-                        return false;
-                    }
-                }
-                // The closing handshake is complete: TCP is closed, and the slot freed,
-                // once the frames of this segment are through (`Glue::finish_if_done`).
+                let (code, reason) = frame::close_payload(payload);
                 if let Some(s) = self.ctx.slots.get_mut(i) {
                     s.close_received = true;
-                    s.close_sent = true;
                     s.state = ClientState::Closing;
                     s.since = now;
+                    if !s.close_sent {
+                        // Our own Close if one is owed (the app or a timeout decided
+                        // first), else the client's status code echoed (§5.5.1); owed if
+                        // there is no room for it now.
+                        let answer = match s.owed {
+                            Owed::Close(c) => c,
+                            _ => code.unwrap_or(0),
+                        };
+                        let bytes = answer.to_be_bytes();
+                        let body: &[u8] = if answer == 0 { &[] } else { &bytes };
+                        match send_control(self.ctx.tcp, conn, Opcode::Close, body, &[]) {
+                            Ok(()) => {
+                                s.close_sent = true;
+                                s.owed = Owed::Nothing;
+                            }
+                            Err(_) => s.owed = Owed::Close(answer),
+                        }
+                    }
                 }
-                let (code, reason) = frame::close_payload(payload);
+                // Once our Close is out, the closing handshake is complete: TCP is closed
+                // and the slot freed after this segment's frames (`finish_if_done`).
                 emit(
                     self.handler,
                     self.ctx,
                     self.client,
                     Event::CloseReceived { code, reason },
                 );
-                if !slot.close_sent {
+                if slot.state == ClientState::Connected {
                     emit(self.handler, self.ctx, self.client, Event::Closing);
                 }
             }
@@ -720,7 +753,10 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let was_closing = slot.close_sent || slot.state == ClientState::Closing;
         if !slot.close_sent {
             match send_control(ctx.tcp, conn, Opcode::Close, &code.to_be_bytes(), &[]) {
-                Ok(()) => slot.close_sent = true,
+                Ok(()) => {
+                    slot.close_sent = true;
+                    slot.owed = Owed::Nothing;
+                }
                 // No room: owed, and TCP closes after it (`pay`).
                 Err(_) => slot.owed = Owed::Close(code),
             }
@@ -748,8 +784,13 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(RxState::Handshake(parser)) = rx.get_mut(i) else {
             return;
         };
-        if !send_upgrade(&mut ctx, i, parser, config) {
-            return; // stays owed; retried from the timers and on Writable
+        match send_upgrade(&mut ctx, i, parser, config) {
+            Head::Sent => {}
+            Head::NoRoom => return, // stays owed; retried on Writable and from the timers
+            Head::TooLong => {
+                give_up(&mut ctx, i);
+                return;
+            }
         }
         let path = parser.request().path.clone();
         let proto = parser
@@ -858,18 +899,25 @@ fn send_upgrade(
     i: usize,
     parser: &RequestParser,
     config: &WssConfig,
-) -> bool {
+) -> Head {
     let Some(conn) = ctx.slots.get(i).and_then(|s| s.conn) else {
-        return false;
+        return Head::TooLong;
     };
+    if ctx.tcp.send_more_capacity(conn) < MIN_UPGRADE_RESPONSE {
+        // Not even the shortest 101 fits: wait, without hashing the key each time.
+        ctx.tcp.want_write(conn);
+        return Head::NoRoom;
+    }
     let request = parser.request();
-    let Some(key) = request.key else { return false };
+    let Some(key) = request.key else {
+        return Head::TooLong;
+    };
     let accept = handshake::accept_key(&key);
     let proto = request
         .subprotocol
         .and_then(|p| config.handshake.subprotocols.get(p as usize))
         .copied();
-    let mut head = [0u8; 192];
+    let mut head = [0u8; RESPONSE_HEAD_MAX];
     let Some(n) = handshake::write_response(
         &mut head,
         Status::SwitchingProtocols,
@@ -878,9 +926,43 @@ fn send_upgrade(
         None,
         0,
     ) else {
-        return false;
+        return Head::TooLong;
     };
-    send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default())
+    if send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default()) {
+        Head::Sent
+    } else {
+        Head::NoRoom
+    }
+}
+
+/// Longest response head the service builds (status line and headers); a longer
+/// subprotocol name or content type is a configuration error, counted
+/// (`WssStats::heads_too_long`) and answered by dropping the connection.
+const RESPONSE_HEAD_MAX: usize = 256;
+
+/// The shortest 101 response (no subprotocol).
+const MIN_UPGRADE_RESPONSE: usize = 129;
+
+/// Whether a response head went out.
+enum Head {
+    Sent,
+    NoRoom,
+    TooLong,
+}
+
+/// A response that cannot be built: the connection is dropped (RST), and the slot freed
+/// by the closing timeout.
+fn give_up(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
+    ctx.stats.heads_too_long += 1;
+    let now = ctx.now();
+    if let Some(s) = ctx.slots.get_mut(i) {
+        if let Some(conn) = s.conn {
+            ctx.tcp.abort(conn);
+        }
+        s.owed = Owed::Nothing;
+        s.state = ClientState::Closing;
+        s.since = now;
+    }
 }
 
 /// An HTTP response (error or page); then the connection closes.
@@ -919,10 +1001,11 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
     };
     let bytes = body.map_or(&[][..], |p| p.body);
     if !head_sent {
-        let mut head = [0u8; 192];
+        let mut head = [0u8; RESPONSE_HEAD_MAX];
         let ctype = body.map(|p| p.content_type);
         let Some(n) = handshake::write_response(&mut head, status, None, None, ctype, bytes.len())
         else {
+            give_up(ctx, i);
             return;
         };
         head_sent = send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default());
@@ -965,6 +1048,7 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
 /// Sends `bytes` whole in one segment, or nothing.
 fn send_all(tcp: &mut TcpApi<'_, '_>, conn: ConnId, bytes: &[u8]) -> bool {
     if tcp.send_more_capacity(conn) < bytes.len() {
+        tcp.want_write(conn);
         return false;
     }
     let r = tcp.send_more(conn, bytes.len(), |buf| match buf.get_mut(..bytes.len()) {
@@ -980,14 +1064,16 @@ fn send_all(tcp: &mut TcpApi<'_, '_>, conn: ConnId, bytes: &[u8]) -> bool {
 impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
     fn on_data(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, data: &mut [u8]) -> usize {
         let Some(i) = self.slot_of(conn) else {
-            // A connection refused with 503, or a client already given up: discard.
+            // A connection refused with 503, or a client already gone: discarded.
+            self.core.stats.rx_discarded += data.len() as u64;
             return data.len();
         };
-        let owed = self.core.slots.get(i).map_or(Owed::Nothing, |s| s.owed);
-        let n = match (self.core.rx.get(i), owed) {
+        let Some(&slot) = self.core.slots.get(i) else {
+            return data.len();
+        };
+        let n = match (self.core.rx.get(i), slot.owed) {
             (_, Owed::Upgrade) => 0, // frames wait until the 101 response is out
-            (_, Owed::Response { .. }) => data.len(),
-            (Some(RxState::Handshake(_)), _) => {
+            (Some(RxState::Handshake(_)), _) if slot.state == ClientState::Connecting => {
                 let used = self.handshake(tcp, i, data);
                 if used < data.len()
                     && matches!(self.core.rx.get(i), Some(RxState::Frames(_)))
@@ -1004,8 +1090,14 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
                     used
                 }
             }
-            (Some(RxState::Frames(_)), _) => self.frames(tcp, i, data),
-            _ => data.len(),
+            // Nothing after the client's Close counts (§5.5.1).
+            (Some(RxState::Frames(_)), _) if !slot.close_received => self.frames(tcp, i, data),
+            // After a refusal or a page, after the client's Close, or a handshake the
+            // application closed: discarded.
+            _ => {
+                self.core.stats.rx_discarded += data.len() as u64;
+                data.len()
+            }
         };
         self.finish_if_done(tcp, i);
         n
@@ -1020,23 +1112,13 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
                     tcp.close(conn);
                     return;
                 };
-                let (mut ctx, _, _) = Self::ctx(self.core, tcp);
-                let Some(slot) = ctx.slots.get_mut(i) else {
-                    return;
-                };
-                let abnormal = !slot.close_received && slot.state == ClientState::Connected;
-                slot.state = ClientState::Closing;
-                slot.since = now;
-                ctx.tcp.close(conn);
-                if abnormal {
-                    emit(
-                        self.handler,
-                        &mut ctx,
-                        ClientId(i as u8),
-                        Event::Error(ErrorKind::Abnormal),
-                    );
-                    emit(self.handler, &mut ctx, ClientId(i as u8), Event::Closing);
+                // What the receiver holds back (a Close waiting for room to be echoed)
+                // goes first: it came before the FIN.
+                if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
+                    self.frames(tcp, i, &mut []);
                 }
+                self.peer_closed(tcp, i, conn, now);
+                self.finish_if_done(tcp, i);
             }
             TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => {
                 let Some(i) = self.slot_of(conn) else { return };
@@ -1080,6 +1162,88 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
 }
 
 impl<H: Handler, const C: usize> Glue<'_, H, C> {
+    /// The client closed its side of TCP: nothing more comes from it. What is owed still
+    /// goes out (a page's body, our Close), then TCP closes.
+    fn peer_closed(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, conn: ConnId, now: Instant) {
+        let (mut ctx, _, _) = Self::ctx(self.core, tcp);
+        let Some(slot) = ctx.slots.get_mut(i) else {
+            return;
+        };
+        match slot.owed {
+            // `pay_response` closes once the body is out.
+            Owed::Response { .. } => return,
+            Owed::Close(_) | Owed::Nothing if slot.state != ClientState::Connecting => {}
+            // No WebSocket yet (a request cut short, or a 101 still owed): just close.
+            _ => {
+                slot.owed = Owed::Nothing;
+                slot.state = ClientState::Closing;
+                slot.since = now;
+                ctx.tcp.close(conn);
+                return;
+            }
+        }
+        let abnormal = !slot.close_received && slot.state == ClientState::Connected;
+        slot.close_received = true;
+        if slot.owed == Owed::Nothing {
+            slot.close_sent = true; // nothing left to say: `finish_if_done` closes TCP
+        }
+        slot.state = ClientState::Closing;
+        slot.since = now;
+        if abnormal {
+            // TCP closed without a Close frame: 1006 for the application (§7.1.5).
+            let client = ClientId(i as u8);
+            emit(
+                self.handler,
+                &mut ctx,
+                client,
+                Event::Error(ErrorKind::Abnormal),
+            );
+            emit(self.handler, &mut ctx, client, Event::Closing);
+        }
+    }
+
+    /// Frees the slot of the oldest client that has sent nothing at all for
+    /// `PREEMPT_IDLE_MS` since it connected (browsers open spare connections they may
+    /// never use; with 2 slots, those would turn the page's WebSocket away with 503).
+    fn preempt_idle(
+        &mut self,
+        tcp: &mut TcpApi<'_, '_>,
+        served: usize,
+        now: Instant,
+    ) -> Option<usize> {
+        let (i, conn) = self
+            .core
+            .slots
+            .iter()
+            .zip(self.core.rx.iter())
+            .take(served)
+            .enumerate()
+            .filter(|(_, (s, r))| {
+                s.state == ClientState::Connecting
+                    && s.owed == Owed::Nothing
+                    && now.since(s.since) >= PREEMPT_IDLE_MS
+                    && matches!(r, RxState::Handshake(p) if p.bytes_seen() == 0)
+            })
+            .max_by_key(|(_, (s, _))| now.since(s.since))
+            .and_then(|(i, (s, _))| Some((i, s.conn?)))?;
+        tcp.close(conn);
+        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+        ctx.stats.idle_handshakes_preempted += 1;
+        if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
+            *s = Slot::new();
+            *r = RxState::Idle;
+        }
+        let client = ClientId(i as u8);
+        emit(
+            self.handler,
+            &mut ctx,
+            client,
+            Event::Error(ErrorKind::Preempted),
+        );
+        emit(self.handler, &mut ctx, client, Event::Closed);
+        Some(i)
+    }
+
     /// A TCP connection opened: a free slot, or 503.
     fn connected(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId) {
         let now = tcp.now();
@@ -1092,6 +1256,7 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
                 .iter()
                 .take(served)
                 .position(|s| s.state == ClientState::Closed)
+                .or_else(|| self.preempt_idle(tcp, served, now))
         };
         let Some(i) = free else {
             // Every slot taken: 503 and close (§4.2.1: the server may refuse).

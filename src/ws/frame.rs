@@ -232,11 +232,16 @@ impl HeaderParser {
         let b = &self.buf;
         let opcode = Opcode::from_bits(b[0] & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
         let (len, at) = match b[1] & 0x7F {
-            126 => (u16::from_be_bytes([b[2], b[3]]) as u64, 4),
+            // The length in the fewest bytes (§5.2: "the minimal number of bytes MUST be
+            // used"); a longer encoding fails the connection.
+            126 => match u16::from_be_bytes([b[2], b[3]]) {
+                l if l < 126 => return Err(code::PROTOCOL_ERROR),
+                l => (l as u64, 4),
+            },
             127 => {
                 let l = u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
                 // The most significant bit must be 0 (§5.2).
-                if l >> 63 != 0 {
+                if l >> 63 != 0 || l <= 0xFFFF {
                     return Err(code::PROTOCOL_ERROR);
                 }
                 (l, 10)
@@ -310,6 +315,8 @@ pub struct Receiver {
     carried_last: bool,
     /// The connection was failed; input is discarded.
     failed: bool,
+    /// The client's Close was handed over: what follows it is not read (§5.5.1).
+    closed: bool,
 }
 
 impl Default for Receiver {
@@ -337,6 +344,7 @@ impl Receiver {
             carried: 0,
             carried_last: false,
             failed: false,
+            closed: false,
         }
     }
 
@@ -368,12 +376,20 @@ impl Receiver {
         if self.failed {
             return Ok(data.len());
         }
+        if self.closed {
+            // Discarded (the service stops calling once the client's Close is in).
+            return Ok(data.len());
+        }
         if self.control_ready {
             if !sink.control(self.opcode, &self.control) {
                 return Ok(0);
             }
             self.control_ready = false;
             self.control.clear();
+            if self.opcode == Opcode::Close {
+                self.closed = true;
+                return Ok(0);
+            }
         }
         if self.marker_ready {
             if !self.offer_marker(sink) {
@@ -527,6 +543,10 @@ impl Receiver {
                 return Ok(false);
             }
             self.control.clear();
+            if self.opcode == Opcode::Close {
+                self.closed = true;
+                return Ok(false);
+            }
             return Ok(true);
         }
         // An empty data frame: tell the sink where a message starts or ends.

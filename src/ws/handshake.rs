@@ -249,6 +249,11 @@ impl RequestParser {
         &self.request
     }
 
+    /// Request bytes seen so far.
+    pub fn bytes_seen(&self) -> usize {
+        self.seen as usize
+    }
+
     /// Whether the request is GET over HTTP/1.1 or later (valid once complete).
     pub fn is_get(&self) -> bool {
         self.get
@@ -462,10 +467,15 @@ impl RequestParser {
         match self.header {
             Header::Host => self.request.host = true,
             Header::Key => {
+                // A second Sec-WebSocket-Key is refused (§11.3.1: it must not appear more
+                // than once): the request then has no valid key, and gets 400.
+                let repeated = self.request.key_present;
                 self.request.key_present = true;
                 self.request.key = single
                     .first_chunk::<24>()
-                    .filter(|_| single.len() == 24 && base64::decode_key(single).is_some())
+                    .filter(|_| {
+                        !repeated && single.len() == 24 && base64::decode_key(single).is_some()
+                    })
                     .copied();
             }
             Header::Version => {

@@ -308,7 +308,7 @@ pub fn run_clients<F: Firmware>(
 pub struct RawClient {
     pub h: SocketHandle,
     pub got: Vec<u8>,
-    out: Vec<u8>,
+    pub out: Vec<u8>,
 }
 
 impl RawClient {

@@ -148,6 +148,18 @@ pub struct Conn {
 
 impl Conn {
     /// A free slot.
+    /// The next sequence number to send as far as the peer can know: `snd_nxt` less the
+    /// corked data (counted in `snd_nxt` but not on the wire yet).
+    pub(crate) fn sent_nxt(&self) -> u32 {
+        match self
+            .corked_index()
+            .and_then(|k| self.unacked.get(k as usize)?.as_ref())
+        {
+            Some(u) => u.seq,
+            None => self.snd_nxt,
+        }
+    }
+
     /// Where the corked segment is in `unacked`: the newest, last entry (the list is
     /// kept oldest first and compact; acknowledged entries rotate out at the front).
     pub(crate) fn corked_index(&self) -> Option<u8> {

@@ -345,6 +345,20 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
+    /// Asks for [`TcpEvent::Writable`] once there is room again, for a caller that found
+    /// too little room (from the capacity queries) without calling `send`. With the
+    /// peer's window shut and nothing in flight, the persist timer starts probing it
+    /// (RFC 9293 §3.8.6.1).
+    pub fn want_write(&mut self, id: ConnId) {
+        let now = self.now;
+        if let Some(c) = self.slot_mut(id) {
+            c.flags |= ConnFlags::WANT_WRITE;
+            if c.snd_wnd == 0 && c.in_flight() == 0 && c.timer.is_none() {
+                c.timer = Some(now.plus(c.rtt.rto()));
+            }
+        }
+    }
+
     /// Payload bytes one [`send_more`](Self::send_more) can take now (0 = would block):
     /// the room left in the corked segment, or in a new one if that is more.
     pub fn send_more_capacity(&self, id: ConnId) -> usize {
@@ -368,6 +382,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
             || c.unacked_count() >= self.core.config.tx_segments as usize
             || self.tx.free_buffers() <= CONTROL_RESERVE
+            // A connection with segments in flight leaves one buffer for the others, so
+            // peers that stop acknowledging cannot hold every TX buffer.
+            || (c.unacked_count() > 0 && self.tx.free_buffers() <= CONTROL_RESERVE + 1)
         {
             return 0;
         }
@@ -384,8 +401,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         max: usize,
         write: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, SendError> {
-        self.transmit_corked(id.index as usize);
-        self.segment(id, max, write, true)
+        let mut write = Some(write);
+        self.send_dyn(
+            id,
+            max,
+            &mut |area| write.take().map_or(0, |w| w(area)),
+            true,
+        )
     }
 
     /// As [`send`](Self::send), but the segment is held back ("corked") until
@@ -398,6 +420,29 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         max: usize,
         write: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, SendError> {
+        let mut write = Some(write);
+        self.send_dyn(
+            id,
+            max,
+            &mut |area| write.take().map_or(0, |w| w(area)),
+            false,
+        )
+    }
+
+    /// The body of [`send`](Self::send) (`transmit`) and [`send_more`](Self::send_more),
+    /// written once for every caller's closure (monomorphised, it would be copied into
+    /// each of them).
+    fn send_dyn(
+        &mut self,
+        id: ConnId,
+        max: usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
+        transmit: bool,
+    ) -> Result<usize, SendError> {
+        if transmit {
+            self.transmit_corked(id.index as usize);
+            return self.segment(id, max, write, true);
+        }
         let i = id.index as usize;
         let Some(k) = self.slot(id).map(Conn::corked_index) else {
             return Err(SendError::NotConnected);
@@ -422,7 +467,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                         u.len += n as u16;
                         u.frame_len += n as u16;
                         c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
-                        core.stats.tx_bytes += n as u32;
+                        core.stats.tx_bytes = core.stats.tx_bytes.wrapping_add(n as u32);
                         return Ok(n);
                     }
                 }
@@ -480,12 +525,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 &mut self.core.ip_id,
             )
         });
-        if built.is_some() && self.tx.send_retained(&u.buf, frame_len).is_err() {
+        if built.is_some() && self.tx.send_retained(&u.buf, frame_len).is_ok() {
+            c.ack_sent = hdr.ack;
+            c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+            self.core.stats.tx_segments += 1;
+        } else {
             self.core.stats.tx_no_buffer += 1;
         }
-        c.ack_sent = hdr.ack;
-        c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
-        self.core.stats.tx_segments += 1;
     }
 
     /// A new data segment of up to `max` bytes from `write`; transmitted at once, or
@@ -494,7 +540,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         &mut self,
         id: ConnId,
         max: usize,
-        write: impl FnOnce(&mut [u8]) -> usize,
+        write: &mut dyn FnMut(&mut [u8]) -> usize,
         transmit: bool,
     ) -> Result<usize, SendError> {
         let i = id.index as usize;
@@ -570,7 +616,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             if c.timer.is_none() {
                 c.timer = Some(now.plus(c.rtt.rto()));
             }
-            self.core.stats.tx_bytes += n as u32;
+            self.core.stats.tx_bytes = self.core.stats.tx_bytes.wrapping_add(n as u32);
             return Ok(n);
         }
         let window = self.rcv_window(i);
@@ -635,7 +681,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             c.timer = Some(now.plus(c.rtt.rto()));
         }
         core.stats.tx_segments += 1;
-        core.stats.tx_bytes += n as u32;
+        core.stats.tx_bytes = core.stats.tx_bytes.wrapping_add(n as u32);
         Ok(n)
     }
 
@@ -670,7 +716,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             let hdr = header(
                 self.core.config.port,
                 c.remote_port,
-                c.snd_nxt,
+                c.sent_nxt(),
                 c.rcv_nxt,
                 Flags::RST | Flags::ACK,
                 0,
@@ -695,6 +741,20 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
+    /// Spares held back from connection `i`'s second and later kept segments: one for
+    /// each other receiving connection that keeps nothing yet (so each can keep its first
+    /// and never sees its data refused for want of a spare), and at least one for a
+    /// connection still to come.
+    fn keep_reserve(&self, i: usize) -> u32 {
+        let idle = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter(|(j, c)| *j != i && receives(c.state) && c.kept_count() == 0)
+            .count() as u32;
+        idle.max(1)
+    }
+
     /// The next IPv4 identification value.
     pub(crate) fn next_ip_id(&mut self) -> u16 {
         self.core.ip_id = self.core.ip_id.wrapping_add(1);
@@ -713,10 +773,15 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             .conns
             .iter()
             .enumerate()
-            .filter(|(j, c)| *j != i && c.state.can_receive())
+            .filter(|(j, c)| *j != i && receives(c.state))
             .map(|(_, c)| promised_segments(c))
             .sum();
-        let pool = self.rx_spare.saturating_sub(promised_elsewhere);
+        let mut pool = self.rx_spare.saturating_sub(promised_elsewhere);
+        if self.conns.get(i).is_some_and(|c| c.kept_count() > 0) {
+            // Beyond its first, a connection keeps only what leaves the others theirs
+            // (see `keep_reserve`).
+            pool = pool.min(self.rx_spare.saturating_sub(self.keep_reserve(i)));
+        }
         let Some(c) = self.conns.get_mut(i) else {
             return 0;
         };
@@ -770,6 +835,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
 
     /// An ACK with the current window; clears the pending-ACK flags.
     fn send_ack(&mut self, i: usize) {
+        // Corked data goes first (and carries the ACK): a pure ACK must not announce a
+        // sequence number past data not yet sent.
+        if self.conns.get(i).is_some_and(|c| c.corked) {
+            self.transmit_corked(i);
+            return;
+        }
         let window = self.rcv_window(i);
         let Some(c) = self.conns.get_mut(i) else {
             return;
@@ -1187,7 +1258,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let promised: u32 = self
             .conns
             .iter()
-            .filter(|c| c.state.can_receive())
+            .filter(|c| receives(c.state))
             .map(promised_segments)
             .sum();
         let segments = (self.core.config.rx_segments.max(1) as u32)
@@ -1600,6 +1671,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 c.state = State::TimeWait;
                 c.since = now;
                 c.timer = Some(now.plus(self.core.config.time_wait_ms));
+                // Both FINs are through: the connection is over for the layer above.
+                let id = self.id(i);
+                handler.on_event(self, id, TcpEvent::Closed);
             }
             State::LastAck if fin_acked => {
                 let id = self.id(i);
@@ -1643,10 +1717,14 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         keep_possible: bool,
     ) -> (Verdict, usize) {
         let budget = self.core.config.rx_segments as usize;
+        // A connection's first kept segment needs a spare; each further one must leave
+        // the others theirs, so clients that stop reading cannot take every spare.
+        let kept = self.conns.get(i).map_or(0, Conn::kept_count);
+        let can_keep =
+            keep_possible && kept < budget && (kept == 0 || self.rx_spare > self.keep_reserve(i));
         let Some(c) = self.conns.get_mut(i) else {
             return (Verdict::Done, 0);
         };
-        let can_keep = keep_possible && c.kept_count() < budget;
         let id = ConnId {
             index: i as u8,
             generation: c.generation,
@@ -1655,7 +1733,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             // Earlier data is still waiting: this goes behind it, or is not accepted.
             if can_keep {
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(len as u32);
-                self.core.stats.rx_bytes += len as u32;
+                self.core.stats.rx_bytes = self.core.stats.rx_bytes.wrapping_add(len as u32);
                 return (
                     Verdict::Keep {
                         conn: id,
@@ -1671,7 +1749,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             });
             if len <= tail_room {
                 c.rcv_nxt = c.rcv_nxt.wrapping_add(len as u32);
-                self.core.stats.rx_bytes += len as u32;
+                self.core.stats.rx_bytes = self.core.stats.rx_bytes.wrapping_add(len as u32);
                 self.core.stats.rx_coalesced += 1;
                 let offset = payload_offset + at;
                 return (
@@ -1683,7 +1761,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     len,
                 );
             }
-            self.core.stats.rx_unaccepted_bytes += len as u32;
+            self.core.stats.rx_unaccepted_bytes =
+                self.core.stats.rx_unaccepted_bytes.wrapping_add(len as u32);
             c.flags.insert(ConnFlags::ACK_NOW);
             return (Verdict::Done, 0);
         }
@@ -1694,7 +1773,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             // it was left. So the data is not offered at all, nor acknowledged; the peer
             // sends it again.
             self.core.stats.rx_no_spare += 1;
-            self.core.stats.rx_unaccepted_bytes += len as u32;
+            self.core.stats.rx_unaccepted_bytes =
+                self.core.stats.rx_unaccepted_bytes.wrapping_add(len as u32);
             c.flags.insert(ConnFlags::ACK_NOW);
             return (Verdict::Done, 0);
         }
@@ -1716,7 +1796,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return (Verdict::Done, consumed);
         };
         if can_keep {
-            self.core.stats.rx_bytes += len as u32;
+            self.core.stats.rx_bytes = self.core.stats.rx_bytes.wrapping_add(len as u32);
             if consumed < len {
                 let offset = payload_offset + at + consumed;
                 return (
@@ -1731,9 +1811,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return (Verdict::Done, len);
         }
         c.rcv_nxt = c.rcv_nxt.wrapping_add(consumed as u32);
-        self.core.stats.rx_bytes += consumed as u32;
+        self.core.stats.rx_bytes = self.core.stats.rx_bytes.wrapping_add(consumed as u32);
         if consumed < len {
-            self.core.stats.rx_unaccepted_bytes += (len - consumed) as u32;
+            self.core.stats.rx_unaccepted_bytes = self
+                .core
+                .stats
+                .rx_unaccepted_bytes
+                .wrapping_add((len - consumed) as u32);
             c.flags.insert(ConnFlags::ACK_NOW);
         }
         (Verdict::Done, consumed)
@@ -1760,14 +1844,16 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 handler.on_event(self, id, TcpEvent::PeerClosed);
             }
             State::FinWait1 => {
+                c.since = now;
                 if fin_acked {
                     c.state = State::TimeWait;
                     c.timer = Some(now.plus(time_wait));
+                    handler.on_event(self, id, TcpEvent::PeerClosed);
+                    handler.on_event(self, id, TcpEvent::Closed);
                 } else {
                     c.state = State::Closing;
+                    handler.on_event(self, id, TcpEvent::PeerClosed);
                 }
-                c.since = now;
-                handler.on_event(self, id, TcpEvent::PeerClosed);
             }
             State::FinWait2 => {
                 c.state = State::TimeWait;
@@ -1981,8 +2067,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     pub(crate) fn keep_failed(&mut self, id: ConnId, len: usize) {
         if let Some(c) = self.slot_mut(id) {
             c.rcv_nxt = c.rcv_nxt.wrapping_sub(len as u32);
-            c.rcv_adv = c.rcv_nxt.max(c.rcv_adv);
-            self.core.stats.rx_unaccepted_bytes += len as u32;
+            if seq::lt(c.rcv_adv, c.rcv_nxt) {
+                c.rcv_adv = c.rcv_nxt;
+            }
+            self.core.stats.rx_unaccepted_bytes =
+                self.core.stats.rx_unaccepted_bytes.wrapping_add(len as u32);
         }
     }
 
@@ -2126,6 +2215,11 @@ fn patch_ack_window(frame: &mut [u8], ack: u32, window: u16) {
     h[8..12].copy_from_slice(&ack.to_be_bytes());
     h[14..16].copy_from_slice(&window.to_be_bytes());
     h[16..18].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// Whether a connection in `state` holds a receive window (a SYN-ACK's counts too).
+fn receives(state: State) -> bool {
+    state.can_receive() || state == State::SynReceived
 }
 
 /// Segments' worth of window a connection was promised and has not received yet.
