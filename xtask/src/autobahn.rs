@@ -8,7 +8,7 @@
 //! passed (kosoku's verdict: behavior OK, NON-STRICT or INFORMATIONAL with an acceptable
 //! close) and none is NON-STRICT, UNIMPLEMENTED or ERROR.
 
-use crate::{cargo, root, run};
+use crate::{cargo, run, target_dir};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -22,8 +22,7 @@ const PARALLEL: &str = "4";
 const CASES: usize = 301;
 
 pub fn run_autobahn(_args: &[String]) -> Result<(), String> {
-    let root = root();
-    let venv = root.join("target/autobahn-venv");
+    let venv = target_dir().join("autobahn-venv");
     let kosoku = venv.join("bin/kosoku");
     if !kosoku.exists() {
         let mut c = Command::new("python3");
@@ -37,7 +36,7 @@ pub fn run_autobahn(_args: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args(["build", "--release", "-p", "mzw1-sim"]);
     run(c)?;
-    let sim_bin = root.join("target/release/mzw1-sim");
+    let sim_bin = target_dir().join("release/mzw1-sim");
     let mut sim = Command::new(&sim_bin)
         .args(["--listen", "127.0.0.1:0", "--clients", "8", "--quiet"])
         .stdout(Stdio::piped())
@@ -61,7 +60,7 @@ pub fn run_autobahn(_args: &[String]) -> Result<(), String> {
     // Keep draining its output so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines.by_ref() {});
 
-    let report = root.join("target/autobahn");
+    let report = target_dir().join("autobahn");
     let _ = std::fs::remove_dir_all(&report);
     let started = Instant::now();
     let status = Command::new(&kosoku)

@@ -3,10 +3,15 @@
 //!
 //! 1. Builds the QEMU plugin `benches/qemu-plugin/mfc0snap.c` with gcc: it counts every
 //!    instruction executed and snapshots the count at each `mfc0 $t, $9, 0` (CP0 Count).
-//! 2. Builds the two benchmark firmwares for `mipsel-unknown-none` (nightly,
-//!    `-Zbuild-std=core`, the workspace's release profile, as the real firmware):
-//!    `mzw1-bench-firmware` (the kernels of mzw1-wss and the reference app) and
-//!    `mzw1-bench-peers` (smoltcp on the same MAC driver).
+//! 2. Builds the four benchmark images for `mipsel-unknown-none` (nightly,
+//!    `-Zbuild-std=core`, the workspace's release profile, as the real firmware, and the
+//!    reference app built for [`crate::IMAGE_CLIENTS`] clients, as the PIC32 image):
+//!    `mzw1-bench-firmware` (the kernels of mzw1-wss and a TCP echo on its stack),
+//!    `mzw1-bench-ws` (the reference app, `mzw1_reference::App`: its WebSocket echo),
+//!    `mzw1-bench-peers` (smoltcp's TCP echo on the same MAC driver) and
+//!    `mzw1-bench-peers-ws` (smoltcp and embedded-websocket's WebSocket echo, ditto).
+//!    Each WebSocket image is apart from the TCP one so that the compiler sees the app's
+//!    code as in a real image (one app per image).
 //! 3. Runs each under `qemu-system-mipsel -M malta -cpu M14Kc -icount shift=0,sleep=off`
 //!    with the plugin, within a time limit.
 //! 4. Pairs the firmware's `region` lines (COM1) with the plugin's snapshots at the
@@ -14,6 +19,11 @@
 //!    `bench NAME instructions=N [bytes=B instructions_per_byte=X] [peer_ratio=R] count=C`,
 //!    where `count` is the CP0 Count delta the firmware read itself (under icount
 //!    shift=0 one tick is about 6 instructions: a cross-check of the pairing).
+//!    `handshake` is the sum of its two regions, `handshake_syn` (SYN to SYN-ACK) and
+//!    `handshake_upgrade` (the ACK with the upgrade request to the 101 response).
+//!
+//! `cargo xtask bench-target --pic32` builds the same benchmark code for the PIC32MZW1
+//! instead (see [`build_pic32`]): build only, nothing is run.
 //!
 //! The raw QEMU output and the summary are kept in `target/bench/`. The command fails if
 //! QEMU fails or times out, if a firmware reports an error (no echo, say), or if any
@@ -32,21 +42,35 @@ const QEMU_TIMEOUT: Duration = Duration::from_secs(20);
 /// The plugin's source, relative to the workspace root.
 const PLUGIN_SOURCE: &str = "benches/qemu-plugin/mfc0snap.c";
 
-/// A benchmark firmware and the regions it must report.
+/// A benchmark image.
 struct Firmware {
     package: &'static str,
+    /// The binary (the ELF's name).
+    bin: &'static str,
     /// Short name for the raw output files.
     label: &'static str,
 }
 
-const FIRMWARES: [Firmware; 2] = [
+const FIRMWARES: [Firmware; 4] = [
     Firmware {
         package: "mzw1-bench-firmware",
+        bin: "mzw1-bench-firmware",
         label: "ours",
     },
     Firmware {
+        package: "mzw1-bench-firmware",
+        bin: "mzw1-bench-ws",
+        label: "ours-ws",
+    },
+    Firmware {
         package: "mzw1-bench-peers",
+        bin: "mzw1-bench-peers",
         label: "peers",
+    },
+    Firmware {
+        package: "mzw1-bench-peers",
+        bin: "mzw1-bench-peers-ws",
+        label: "peers-ws",
     },
 ];
 
@@ -64,7 +88,18 @@ const BENCHES: &[(&str, Option<&str>)] = &[
     ("tcp_handshake", Some("peer_tcp_handshake")),
     ("tcp_echo16", Some("peer_tcp_echo16")),
     ("tcp_echo1400", Some("peer_tcp_echo1400")),
+    ("handshake_syn", Some("peer_handshake_syn")),
+    ("handshake_upgrade", Some("peer_handshake_upgrade")),
+    ("handshake", Some("peer_handshake")),
+    ("upgrade_parse", Some("peer_upgrade_parse")),
+    ("upgrade_response", Some("peer_upgrade_response")),
+    ("echo16", Some("peer_echo16")),
+    ("echo1400", Some("peer_echo1400")),
 ];
+
+/// Benchmarks made of several regions, reported as their sum (instructions and Count),
+/// for ours and for the peer (`peer_` before every name).
+const SUMS: &[(&str, &[&str])] = &[("handshake", &["handshake_syn", "handshake_upgrade"])];
 
 /// One measured region.
 #[derive(Clone, Debug)]
@@ -78,28 +113,32 @@ struct Region {
     instructions: u64,
 }
 
-pub fn run_benches(_args: &[String]) -> Result<(), String> {
+pub fn run_benches(args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("--pic32") if args.len() == 1 => return build_pic32(),
+        Some(other) => return Err(format!("bench-target: unknown argument {other} (--pic32?)")),
+    }
     let started = Instant::now();
-    let out_dir = root().join("target").join("bench");
+    let out_dir = crate::target_dir().join("bench");
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
 
     let plugin = build_plugin(&out_dir)?;
     let mut c = nightly_cargo();
+    // The reference app as the PIC32 image has it, whatever the caller's environment.
+    c.env("MZW1_CLIENTS", crate::IMAGE_CLIENTS.to_string());
     c.args(["build", "--release", "--target", TARGET, "-Zbuild-std=core"]);
     for f in &FIRMWARES {
-        c.args(["-p", f.package]);
+        c.args(["-p", f.package, "--bin", f.bin]);
     }
     run(c)?;
 
     let mut regions = Vec::new();
     for f in &FIRMWARES {
-        let elf = root()
-            .join("target")
-            .join(TARGET)
-            .join("release")
-            .join(f.package);
+        let elf = crate::target_dir().join(TARGET).join("release").join(f.bin);
         regions.extend(run_firmware(&elf, &plugin, &out_dir, f.label)?);
     }
+    add_sums(&mut regions);
 
     let lines = summarise(&regions)?;
     for l in &lines {
@@ -113,6 +152,38 @@ pub fn run_benches(_args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64(),
         out_dir.display()
     );
+    Ok(())
+}
+
+/// `--pic32`: the same four benchmark images built for the PIC32MZW1 (the `pic32` feature
+/// of the benchmark packages: `linker/pic32mzw1.ld`, start-up by `mzw1_wss::rt`, output
+/// on UART1 at 115200 baud; see `benches/harness/src/rt.rs`), in their own target
+/// directory (`target/pic32/`) so that the QEMU images stay as they are. Build only:
+/// flashed to a board, each prints the same `region` lines, whose `count` is the CP0
+/// Count delta (SYSCLK / 2, so cycles are twice the count).
+fn build_pic32() -> Result<(), String> {
+    let dir = crate::target_dir().join("pic32");
+    let mut c = nightly_cargo();
+    c.env("MZW1_CLIENTS", crate::IMAGE_CLIENTS.to_string())
+        .env("CARGO_TARGET_DIR", &dir);
+    c.args(["build", "--release", "--target", TARGET, "-Zbuild-std=core"]);
+    let mut features = Vec::new();
+    for f in &FIRMWARES {
+        c.args(["-p", f.package, "--bin", f.bin]);
+        let feature = format!("{}/pic32", f.package);
+        if !features.contains(&feature) {
+            features.push(feature);
+        }
+    }
+    c.args(["--features", &features.join(",")]);
+    run(c)?;
+    for f in &FIRMWARES {
+        let elf = dir.join(TARGET).join("release").join(f.bin);
+        let size = fs::metadata(&elf)
+            .map_err(|e| format!("{}: {e}", elf.display()))?
+            .len();
+        println!("pic32 {} elf={} bytes={size}", f.label, elf.display());
+    }
     Ok(())
 }
 
@@ -303,6 +374,27 @@ fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
     Ok(regions)
 }
 
+/// Adds the [`SUMS`] whose parts are all there, for ours and for the peer.
+fn add_sums(regions: &mut Vec<Region>) {
+    for (name, parts) in SUMS {
+        for prefix in ["", "peer_"] {
+            let found: Vec<&Region> = parts
+                .iter()
+                .filter_map(|p| regions.iter().find(|r| r.name == format!("{prefix}{p}")))
+                .collect();
+            if found.len() == parts.len() {
+                let sum = Region {
+                    name: format!("{prefix}{name}"),
+                    count: found.iter().map(|r| r.count).sum(),
+                    bytes: None,
+                    instructions: found.iter().map(|r| r.instructions).sum(),
+                };
+                regions.push(sum);
+            }
+        }
+    }
+}
+
 /// The `bench` lines: ours (with the ratio to the peer), then the peers'.
 fn summarise(regions: &[Region]) -> Result<Vec<String>, String> {
     let find = |name: &str| -> Result<&Region, String> {
@@ -386,6 +478,25 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn sums_add_their_parts_when_all_are_there() {
+        let r = |name: &str, n| Region {
+            name: name.into(),
+            count: n / 6,
+            bytes: None,
+            instructions: n,
+        };
+        let mut v = vec![
+            r("handshake_syn", 600),
+            r("handshake_upgrade", 1200),
+            r("peer_handshake_syn", 60),
+        ];
+        add_sums(&mut v);
+        let h = v.iter().find(|x| x.name == "handshake").unwrap();
+        assert_eq!((h.instructions, h.count), (1800, 300));
+        assert!(!v.iter().any(|x| x.name == "peer_handshake"));
     }
 
     #[test]

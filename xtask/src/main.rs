@@ -4,8 +4,11 @@
 //!   nightly, `-Zbuild-std=core`, release with LTO).
 //! - `size [--features F]`: builds it and prints `flash_bytes=N ram_bytes=N elf=PATH`
 //!   plus a breakdown; fails if any panic path is linked into the image.
-//! - `bench-target`: instruction-counted benchmarks of the firmware code (and of smoltcp
-//!   on the same driver, for comparison) on QEMU's Malta board; see `bench.rs`.
+//! - `hex`: the reference firmware as Intel HEX for PIC32 programmers; see `hex.rs`.
+//! - `bench-target [--pic32]`: instruction-counted benchmarks of the firmware code (and of
+//!   smoltcp, with embedded-websocket for the WebSocket ones, on the same driver, for
+//!   comparison) on QEMU's Malta board; `--pic32` builds the same code for the PIC32MZW1
+//!   (build only); see `bench.rs`.
 //! - `autobahn`: the Autobahn suite (1.* to 10.*) by `kosoku` against the reference
 //!   firmware on the simulated board; see `autobahn.rs`.
 //! - `test`: everything CI runs (the README's test command): formatting, clippy, the host
@@ -14,6 +17,7 @@
 
 mod autobahn;
 mod bench;
+mod hex;
 mod size;
 
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("firmware") => build_firmware(&args[1..]).map(|elf| println!("elf={}", elf.display())),
         Some("size") => size::run(&args[1..]),
+        Some("hex") => hex::run(&args[1..]),
         Some("bench-target") => bench::run_benches(&args[1..]),
         Some("autobahn") => autobahn::run_autobahn(&args[1..]),
         Some("test") => test_all(),
@@ -42,7 +47,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <firmware|size|bench-target|autobahn|test> [--features F]".to_string()
+    "usage: cargo xtask <firmware|size|hex|bench-target|autobahn|test> [--features F]".to_string()
 }
 
 /// The workspace root.
@@ -51,6 +56,17 @@ pub fn root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, or `target/` in the workspace).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            if d.is_absolute() { d } else { root().join(d) }
+        }
+        _ => root().join("target"),
+    }
 }
 
 /// A `cargo` command for the nightly toolchain, clean of the outer cargo's toolchain
@@ -87,9 +103,19 @@ pub fn run(mut c: Command) -> Result<(), String> {
     }
 }
 
-/// Builds the reference firmware for the target; returns the ELF path.
+/// Clients the PIC32 image is built for (Harmony's default).
+pub const IMAGE_CLIENTS: usize = 2;
+
+/// Builds the reference firmware for the target (for [`IMAGE_CLIENTS`] clients); returns
+/// the ELF path.
 pub fn build_firmware(extra: &[String]) -> Result<PathBuf, String> {
+    build_firmware_for(IMAGE_CLIENTS, extra)
+}
+
+/// Builds the reference firmware for `clients` clients.
+pub fn build_firmware_for(clients: usize, extra: &[String]) -> Result<PathBuf, String> {
     let mut c = nightly_cargo();
+    c.env("MZW1_CLIENTS", clients.to_string());
     c.args([
         "build",
         "--release",
@@ -101,11 +127,7 @@ pub fn build_firmware(extra: &[String]) -> Result<PathBuf, String> {
     ]);
     c.args(extra);
     run(c)?;
-    Ok(root()
-        .join("target")
-        .join(TARGET)
-        .join("release")
-        .join(FIRMWARE))
+    Ok(target_dir().join(TARGET).join("release").join(FIRMWARE))
 }
 
 fn test_all() -> Result<(), String> {
@@ -142,6 +164,8 @@ fn test_all() -> Result<(), String> {
     size::run(&[])?;
     size::self_test()?;
     bench::run_benches(&[])?;
+    // The same benchmark code for the PIC32MZW1 must keep linking (build only).
+    bench::run_benches(&["--pic32".to_string()])?;
     autobahn::run_autobahn(&[])?;
     eprintln!("xtask: all checks passed");
     Ok(())

@@ -1,6 +1,6 @@
 //! `cargo xtask size`: the firmware's flash and RAM, and the zero-panic-path check.
 
-use crate::build_firmware;
+use crate::{IMAGE_CLIENTS, build_firmware, build_firmware_for};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use std::path::Path;
 
@@ -93,6 +93,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
         f.ram_state + f.ram_dma,
         elf.display()
     );
+    if args.is_empty() {
+        // What one more client costs: the same image built for one more.
+        let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &[])?)?;
+        build_firmware(&[])?; // target/ holds the real image again
+        println!(
+            "clients={IMAGE_CLIENTS} per_client_ram_bytes={} per_client_flash_bytes={}",
+            more.ram_state as i64 - f.ram_state as i64,
+            more.flash as i64 - f.flash as i64
+        );
+    }
+    if args.is_empty() {
+        peer()?;
+    }
     if !f.panic_symbols.is_empty() {
         return Err(format!(
             "{} panic path(s) linked into the image (firmware must not panic):\n  {}",
@@ -103,6 +116,44 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("panic_paths=0");
     Ok(())
 }
+
+/// The comparison firmware's footprint: `mzw1-peer-image` (benches/peers: smoltcp and
+/// embedded-websocket doing the same WebSocket echo on the same MAC driver, as a PIC32MZW1
+/// image), measured as the reference image is. Its panic paths are counted, not refused.
+fn peer() -> Result<(), String> {
+    let mut c = crate::nightly_cargo();
+    c.args([
+        "build",
+        "--release",
+        "-p",
+        "mzw1-bench-peers",
+        "--bin",
+        PEER_IMAGE,
+        "--target",
+        crate::TARGET,
+        "-Zbuild-std=core",
+    ]);
+    crate::run(c)?;
+    let elf = crate::target_dir()
+        .join(crate::TARGET)
+        .join("release")
+        .join(PEER_IMAGE);
+    let p = measure(&elf)?;
+    println!(
+        "peer_flash_bytes={} peer_ram_bytes={} peer_ram_state_bytes={} peer_ram_dma_bytes={} \
+         peer_panic_paths={} peer_elf={}",
+        p.flash,
+        p.ram_state + p.ram_dma,
+        p.ram_state,
+        p.ram_dma,
+        p.panic_symbols.len(),
+        elf.display()
+    );
+    Ok(())
+}
+
+/// The peer's image (smoltcp + embedded-websocket), a binary of `mzw1-bench-peers`.
+const PEER_IMAGE: &str = "mzw1-peer-image";
 
 /// Proves the panic check can fail: an image built with a deliberate panic path
 /// (`mzw1-reference --features panic-probe`) must be rejected.

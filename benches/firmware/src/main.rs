@@ -2,7 +2,10 @@
 //! exactly by the QEMU plugin (`cargo xtask bench-target` runs it all).
 //!
 //! - Kernels of `mzw1-wss`: WebSocket unmasking and UTF-8 validation over 4 KiB, the
-//!   internet checksum over a full TCP segment.
+//!   internet checksum over a full TCP segment; two parts of the WebSocket upgrade
+//!   (`mzw1-bench-ws` measures the whole): `upgrade_parse`, the streaming request parser
+//!   over a browser's 432-byte request and its verdict, and `upgrade_response`, the
+//!   accept key (SHA-1 and base64) and the 101 response written into a buffer.
 //! - A TCP echo server on the MAC driver and stack of `mzw1-wss`, set up as the reference
 //!   app (`mzw1-reference`: its `Config::default()`, DMA region and connection table):
 //!   a handshake, a 16-byte and a 1400-byte echo, each measured from the entry of
@@ -19,12 +22,16 @@ mod firmware {
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::{Endpoint, inet_checksum};
     use mzw1_bench_harness::runner::{self, Stack, TcpBench};
+    use mzw1_bench_harness::ws::{KEYS, upgrade_accepted, upgrade_request};
     use mzw1_bench_harness::{BenchError, now, rt};
     use mzw1_reference::{CONNECTIONS, Config, Dma};
     use mzw1_wss::mac::{IrqShared, Mac};
     use mzw1_wss::net::tcp::{ConnId, TcpApi, TcpEvent, TcpHandler};
     use mzw1_wss::net::{Interface, Link, NetConfig};
     use mzw1_wss::time::Instant;
+    use mzw1_wss::ws::handshake::{
+        self, HandshakeConfig, Progress, RequestParser, Status, accept_key,
+    };
 
     /// Descriptors and packet buffers (ordinary RAM on Malta).
     static mut DMA: Dma = Dma::new();
@@ -88,6 +95,9 @@ mod firmware {
     extern "C" fn bench_main() -> ! {
         runner::header("ours");
         let mut code = runner::outcome("micro", micro());
+        if code == 0 {
+            code = runner::outcome("upgrade", parts());
+        }
         if code == 0 {
             code = runner::outcome("tcp", tcp());
         }
@@ -164,6 +174,53 @@ mod firmware {
             let (c, sum) = rt::measure(|| mzw1_wss::net::checksum::checksum(black_box(segment)));
             rt::report("", "checksum1460", suffix, c, 1460, None);
             if sum != inet_checksum(segment, 0) {
+                return Err(BenchError::WrongResult);
+            }
+        }
+        Ok(())
+    }
+
+    /// Two parts of the WebSocket upgrade alone, on the benchmark's request (see
+    /// `benches/harness/src/ws.rs`): the request parser and the 101 response.
+    fn parts() -> Result<(), BenchError> {
+        let mut request = [0u8; 512];
+        let key = KEYS[1];
+        let n = upgrade_request(key.key, &mut request).ok_or(BenchError::WrongResult)?;
+        let request = request.get(..n).ok_or(BenchError::WrongResult)?;
+        let config = HandshakeConfig::default();
+        let mut parser = RequestParser::new();
+        for suffix in WARMUP {
+            let (c, verdict) = rt::measure(|| {
+                parser = RequestParser::new();
+                match parser.feed(black_box(request), &config) {
+                    Progress::Complete(_) => Some(parser.verdict()),
+                    _ => None,
+                }
+            });
+            rt::report("", "upgrade_parse", suffix, c, n, None);
+            if verdict != Some(Status::SwitchingProtocols) {
+                return Err(BenchError::WrongResult);
+            }
+        }
+        let k = parser.request().key.ok_or(BenchError::WrongResult)?;
+        let mut out = [0u8; 192];
+        for suffix in WARMUP {
+            let (c, len) = rt::measure(|| {
+                let accept = accept_key(black_box(&k));
+                handshake::write_response(
+                    &mut out,
+                    Status::SwitchingProtocols,
+                    Some(&accept),
+                    None,
+                    None,
+                    0,
+                )
+            });
+            rt::report("", "upgrade_response", suffix, c, 0, None);
+            let response = len
+                .and_then(|l| out.get(..l))
+                .ok_or(BenchError::WrongResult)?;
+            if !upgrade_accepted(response, key.accept) {
                 return Err(BenchError::WrongResult);
             }
         }

@@ -12,7 +12,10 @@
 //!   the silicon would, outside the measured regions.
 //! - [`client`]: the other end of the wire: ARP and a scripted TCP client that builds
 //!   frames and checks the replies.
-//! - [`runner`] (target only): the TCP benchmarks, the same for every stack under test.
+//! - [`ws`]: the WebSocket client: a browser's upgrade request, masked frames, and the
+//!   checks of the 101 response and of the echoed frames.
+//! - [`runner`] (target only): the TCP and WebSocket benchmarks, the same for every stack
+//!   under test.
 //!
 //! The firmware reports on COM1, one line each:
 //! `marks begin=0xA,0xB end=0xC,0xD` (the addresses of the bracketing `mfc0`s), then
@@ -24,6 +27,7 @@
 
 pub mod board;
 pub mod client;
+pub mod ws;
 
 #[cfg(all(target_arch = "mips", target_os = "none"))]
 pub mod rt;
@@ -77,6 +81,10 @@ pub enum BenchError {
     NoEcho,
     /// A micro-benchmark computed the wrong result.
     WrongResult,
+    /// The WebSocket upgrade was not answered with a right 101 response.
+    NoUpgrade,
+    /// The WebSocket echo was not the unmasked frame with the same payload.
+    NoWsEcho,
 }
 
 impl BenchError {
@@ -94,6 +102,8 @@ impl BenchError {
             BenchError::NoReply => "no reply to the request",
             BenchError::NoEcho => "wrong bytes echoed",
             BenchError::WrongResult => "wrong result",
+            BenchError::NoUpgrade => "no right 101 response to the upgrade request",
+            BenchError::NoWsEcho => "wrong WebSocket echo frame",
         }
     }
 }

@@ -12,6 +12,12 @@
 //!
 //! Brackets: every measured region starts and ends with `mfc0 $t, $9, 0` at one of four
 //! fixed addresses (the `marks`); the plugin snapshots its instruction counter there.
+//!
+//! With the `pic32` feature the same code is built for the PIC32MZW1 instead
+//! (`cargo xtask bench-target --pic32`): `mzw1_wss::rt` starts the board (reset vector,
+//! `_startup`, `mzw1_main`, here), the console is UART1 and `exit` halts after its line.
+//! There the Count deltas are the figures (CP0 Count ticks at SYSCLK / 2: cycles are
+//! twice the count); nothing snapshots instructions.
 //! [`vector_165`] enters `_vector_165` as the EVIC would: Status.EXL set, EPC at the
 //! return point, so the region runs from the jump to the vector to the instruction after
 //! its `eret`.
@@ -19,6 +25,7 @@
 use core::arch::global_asm;
 use core::fmt::{self, Write};
 
+#[cfg(not(feature = "pic32"))]
 global_asm!(
     r#"
     .set push
@@ -53,6 +60,17 @@ _start:
     nop
 3:  b     3b
     nop
+
+    .set pop
+"#
+);
+
+global_asm!(
+    r#"
+    .set push
+    .set mips32r2
+    .set noreorder
+    .set noat
 
     .section .text.bench_marks, "ax", @progbits
 
@@ -169,17 +187,107 @@ pub fn vector_165_quiet() {
 }
 
 /// COM1 of the Malta board (PIIX4 16550 at ISA 0x3F8 through the PCI I/O window).
-const COM1: usize = 0xB800_03F8;
-/// Line status register: transmit holding register empty.
-const LSR_THRE: u8 = 0x20;
+#[cfg(not(feature = "pic32"))]
+mod console {
+    const COM1: usize = 0xB800_03F8;
+    /// Line status register: transmit holding register empty.
+    const LSR_THRE: u8 = 0x20;
+
+    pub fn putc(c: u8) {
+        let thr = COM1 as *mut u8;
+        // SAFETY: COM1's registers, mapped by QEMU's Malta boot loader.
+        unsafe {
+            while core::ptr::read_volatile(thr.add(5)) & LSR_THRE == 0 {}
+            core::ptr::write_volatile(thr, c);
+        }
+    }
+
+    /// Leaves QEMU through the Malta soft reset (with `-no-reboot` QEMU then exits).
+    pub fn halt() -> ! {
+        // SAFETY: SOFTRES of the Malta FPGA; 0x42 resets the board.
+        unsafe { core::ptr::write_volatile(0xBF00_0500 as *mut u32, 0x42) };
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// UART1 of the PIC32MZW1, transmit only, 8N1 at 115200 baud.
+///
+/// Addresses: Microchip's W1 device pack, `PIC32MZ-W_DFP/1.5.203/xc32/32MZ1025W104132/
+/// p32MZ1025W104132.S` (Microchip-MPLAB-Harmony/dev_packs): U1MODE 0xBF840600, U1STA
+/// 0xBF840610, U1TXREG 0xBF840620, U1BRG 0xBF840640 (on peripheral bus 3), each with
+/// CLR/SET/INV at +4/+8/+C. Set-up as Harmony's `UART1_Initialize` for the
+/// PIC32MZ W1 Curiosity board (Microchip-MPLAB-Harmony/csp_apps_pic32mz_w1,
+/// `apps/uart/uart_echo_interrupt/.../peripheral/uart/plib_uart1.c`): U1MODE = 0x8
+/// (BRGH: 4 clocks per bit), U1STASET = UTXEN, U1BRG = 216, U1MODESET = ON; 115200 baud
+/// from the 100 MHz UART clock Harmony's `CLK_Initialize` sets up (SPLL at 200 MHz).
+/// mzw1-wss does not bring the PLL up (see `mzw1_wss::rt`): the baud rate is right only
+/// if the clocks are as Harmony leaves them. The UART1 pins need no PPS mapping (Harmony's
+/// `GPIO_Initialize` for that board maps none). Bits as in every PIC32 UART (PIC32 FRM
+/// section 21): U1MODE.ON = bit 15, U1MODE.BRGH = bit 3, U1STA.UTXEN = bit 10,
+/// U1STA.UTXBF = bit 9, U1STA.TRMT = bit 8.
+#[cfg(feature = "pic32")]
+mod console {
+    const U1MODE: usize = 0xBF84_0600;
+    const U1STA: usize = 0xBF84_0610;
+    const U1TXREG: usize = 0xBF84_0620;
+    const U1BRG: usize = 0xBF84_0640;
+    const SET: usize = 8;
+    const MODE_ON: u32 = 1 << 15;
+    const MODE_BRGH: u32 = 1 << 3;
+    const STA_UTXEN: u32 = 1 << 10;
+    const STA_UTXBF: u32 = 1 << 9;
+    const STA_TRMT: u32 = 1 << 8;
+    /// 115200 baud at 100 MHz with BRGH: 100e6 / (4 * (216 + 1)) = 115207.
+    const BRG_115200: u32 = 216;
+
+    fn write(addr: usize, v: u32) {
+        // SAFETY: a UART1 register of the PIC32MZW1 (KSEG1, uncached SFR space).
+        unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+    }
+
+    fn read(addr: usize) -> u32 {
+        // SAFETY: as above.
+        unsafe { core::ptr::read_volatile(addr as *const u32) }
+    }
+
+    pub fn init() {
+        write(U1MODE, MODE_BRGH);
+        write(U1STA + SET, STA_UTXEN);
+        write(U1BRG, BRG_115200);
+        write(U1MODE + SET, MODE_ON);
+    }
+
+    pub fn putc(c: u8) {
+        while read(U1STA) & STA_UTXBF != 0 {}
+        write(U1TXREG, c as u32);
+    }
+
+    /// Waits for the last byte to leave, then stays put.
+    pub fn halt() -> ! {
+        while read(U1STA) & STA_TRMT == 0 {}
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+}
+
+/// The PIC32 start-up (`_startup` of `mzw1_wss::rt`) ends here: the console, then the
+/// benchmark firmware's `bench_main`, as `_start` calls it on Malta.
+#[cfg(feature = "pic32")]
+#[unsafe(no_mangle)]
+extern "C" fn mzw1_main() -> ! {
+    unsafe extern "C" {
+        fn bench_main() -> !;
+    }
+    console::init();
+    // SAFETY: the benchmark firmware's entry, called once, as on Malta.
+    unsafe { bench_main() }
+}
 
 fn putc(c: u8) {
-    let thr = COM1 as *mut u8;
-    // SAFETY: COM1's registers, mapped by QEMU's Malta boot loader.
-    unsafe {
-        while core::ptr::read_volatile(thr.add(5)) & LSR_THRE == 0 {}
-        core::ptr::write_volatile(thr, c);
-    }
+    console::putc(c);
 }
 
 /// The console (COM1).
@@ -206,15 +314,11 @@ macro_rules! say {
     }};
 }
 
-/// Prints `EXIT code` and leaves QEMU through the Malta soft reset (with `-no-reboot`
-/// QEMU then exits).
+/// Prints `EXIT code`, then leaves QEMU through the Malta soft reset (with `-no-reboot`
+/// QEMU then exits), or halts the PIC32.
 pub fn exit(code: u32) -> ! {
     crate::say!("EXIT {code}");
-    // SAFETY: SOFTRES of the Malta FPGA; 0x42 resets the board.
-    unsafe { core::ptr::write_volatile(0xBF00_0500 as *mut u32, 0x42) };
-    loop {
-        core::hint::spin_loop();
-    }
+    console::halt()
 }
 
 /// Prints the marks line the host pairs the plugin's snapshots with.

@@ -1,5 +1,5 @@
-//! The TCP benchmarks, run the same way against every stack: the TCP echo on `mzw1-wss`,
-//! and the peers.
+//! The TCP and WebSocket benchmarks, run the same way against every stack: the TCP echo
+//! and the reference app's WebSocket service on `mzw1-wss`, and the peers.
 //!
 //! Each measured region is one frame: the stand-in controller writes it into an RX
 //! descriptor and raises the interrupt, then vector 165 runs under the brackets, from
@@ -7,13 +7,14 @@
 //! stand-in completes it afterwards and the client checks it. Every case runs twice,
 //! and the second run is the figure (the first is reported with `.warmup`).
 //!
-//! To add a benchmark (the WebSocket upgrade and echo, say): open a connection with
-//! [`TcpBench::connect`], then call [`TcpBench::exchange`] with the request bytes and the
-//! region's name, and check the reply it returns; list the name in `xtask/src/bench.rs`.
-
+//! To add a benchmark: open a connection with [`TcpBench::connect`] (or
+//! [`TcpBench::ws_connect`]), then call [`TcpBench::exchange`] with the request bytes and
+//! the region's name, and check the reply it returns; list the name in
+//! `xtask/src/bench.rs`.
 use crate::board::{Board, Capture};
 use crate::client::{Endpoint, TcpClient, arp_request, parse_arp_reply};
 use crate::rt::{self, report, vector_165, vector_165_quiet};
+use crate::ws::{self, TEXT, UpgradeKey};
 use crate::{BenchError, advance};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,8 @@ struct Scratch {
     capture: Capture,
     after: Capture,
     frame: [u8; 1536],
+    /// The data a step's reply carried (its segments' payloads, in order).
+    reply: [u8; 2048],
 }
 
 struct Shared(UnsafeCell<Scratch>);
@@ -51,16 +54,25 @@ static SCRATCH: Shared = Shared(UnsafeCell::new(Scratch {
     capture: Capture::new(),
     after: Capture::new(),
     frame: [0; 1536],
+    reply: [0; 2048],
 }));
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// A benchmark session against one stack.
+/// A benchmark session against one stack. One session exists at a time; another can be
+/// opened once it is dropped (on another stack instance, say).
 pub struct TcpBench {
     stack: Stack,
     board: Board,
     prefix: &'static str,
     server: Endpoint,
     s: &'static mut Scratch,
+}
+
+impl Drop for TcpBench {
+    fn drop(&mut self) {
+        // The scratch buffers are free again (`s` goes with the session).
+        TAKEN.store(false, Ordering::Release);
+    }
 }
 
 impl TcpBench {
@@ -160,6 +172,28 @@ impl TcpBench {
         }
     }
 
+    /// Sends a SYN from `port` and takes the SYN-ACK in; the SYN is region `name` +
+    /// `suffix` when `region` is given, unmeasured otherwise. The handshake's ACK is
+    /// left to the caller (alone, or with data).
+    pub fn open(
+        &mut self,
+        port: u16,
+        isn: u32,
+        region: Option<(&str, &str)>,
+    ) -> Result<TcpClient, BenchError> {
+        let mut c = TcpClient::new(CLIENT, self.server, port, PORT, isn);
+        let n = c.syn(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
+        match region {
+            Some((name, suffix)) => self.measured(n, name, suffix, 0)?,
+            None => self.quiet(n)?,
+        }
+        let cap = &self.s.capture;
+        let ok = (0..cap.len())
+            .filter_map(|i| cap.frame(i))
+            .any(|f| c.accept_syn_ack(f));
+        if ok { Ok(c) } else { Err(BenchError::NoSynAck) }
+    }
+
     /// Opens a connection from `port`; the SYN is region `tcp_handshake` + `suffix`
     /// when `suffix` is given, unmeasured otherwise. The ACK completing the handshake
     /// is unmeasured.
@@ -169,19 +203,7 @@ impl TcpBench {
         isn: u32,
         suffix: Option<&str>,
     ) -> Result<TcpClient, BenchError> {
-        let mut c = TcpClient::new(CLIENT, self.server, port, PORT, isn);
-        let n = c.syn(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
-        match suffix {
-            Some(suffix) => self.measured(n, "tcp_handshake", suffix, 0)?,
-            None => self.quiet(n)?,
-        }
-        let cap = &self.s.capture;
-        let ok = (0..cap.len())
-            .filter_map(|i| cap.frame(i))
-            .any(|f| c.accept_syn_ack(f));
-        if !ok {
-            return Err(BenchError::NoSynAck);
-        }
+        let mut c = self.open(port, isn, suffix.map(|s| ("tcp_handshake", s)))?;
         let n = c.ack(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
         self.quiet(n)?;
         Ok(c)
@@ -189,8 +211,9 @@ impl TcpBench {
 
     /// Sends `request` on `c` (the segment also acknowledges everything received) as
     /// region `name` + `suffix`, `bytes` counting for the per-byte figure; returns the
-    /// payload of the data segment the interrupt sent back on `c`. This is the step
-    /// every request/response benchmark is made of (a WebSocket upgrade, a frame echo).
+    /// data the interrupt sent back on `c` (the payloads of its data segments, in
+    /// order). This is the step every request/response benchmark is made of (a
+    /// WebSocket upgrade, a frame echo).
     pub fn exchange(
         &mut self,
         c: &mut TcpClient,
@@ -203,11 +226,21 @@ impl TcpBench {
             .data(request, &mut self.s.frame)
             .ok_or(BenchError::NoReply)?;
         self.measured(n, name, suffix, bytes)?;
-        let cap = &self.s.capture;
-        (0..cap.len())
-            .filter_map(|i| cap.frame(i))
-            .find_map(|f| c.accept_data(f))
-            .ok_or(BenchError::NoReply)
+        let Scratch { capture, reply, .. } = &mut *self.s;
+        let mut len = 0;
+        for f in (0..capture.len()).filter_map(|i| capture.frame(i)) {
+            if let Some(p) = c.accept_data(f) {
+                let dst = reply
+                    .get_mut(len..len + p.len())
+                    .ok_or(BenchError::NoReply)?;
+                dst.copy_from_slice(p);
+                len += p.len();
+            }
+        }
+        match reply.get(..len) {
+            Some(r) if len > 0 => Ok(r),
+            _ => Err(BenchError::NoReply),
+        }
     }
 
     /// Sends `len` bytes on `c` as region `name` + `suffix`; the same bytes must come
@@ -246,6 +279,79 @@ impl TcpBench {
         }
         // Acknowledge the last echo so nothing is left to retransmit.
         let n = a.ack(&mut self.s.frame).ok_or(BenchError::NoEcho)?;
+        self.quiet(n)
+    }
+}
+
+impl TcpBench {
+    /// Opens a WebSocket from `port` as a browser does, in two measured regions: the SYN
+    /// (`handshake_syn` + `suffix`, up to the SYN-ACK), then the ACK completing the TCP
+    /// handshake carrying the upgrade request with `key` (`handshake_upgrade` +
+    /// `suffix`, up to the 101 response). The response must be a right 101 with the
+    /// right `Sec-WebSocket-Accept`.
+    pub fn ws_connect(
+        &mut self,
+        port: u16,
+        isn: u32,
+        key: &UpgradeKey,
+        suffix: &str,
+    ) -> Result<TcpClient, BenchError> {
+        let mut c = self.open(port, isn, Some(("handshake_syn", suffix)))?;
+        let mut request = [0u8; 512];
+        let n = ws::upgrade_request(key.key, &mut request).ok_or(BenchError::NoUpgrade)?;
+        let req = request.get(..n).ok_or(BenchError::NoUpgrade)?;
+        let reply = self.exchange(&mut c, req, "handshake_upgrade", suffix, 0)?;
+        if ws::upgrade_accepted(reply, key.accept) {
+            Ok(c)
+        } else {
+            Err(BenchError::NoUpgrade)
+        }
+    }
+
+    /// Sends a text message of `len` bytes (see [`ws::text`]) in one masked frame in one
+    /// segment on `c`, as region `name` + `suffix` (`len` bytes for the per-byte
+    /// figure); the interrupt must send back the unmasked frame with the same payload.
+    pub fn ws_echo(
+        &mut self,
+        c: &mut TcpClient,
+        len: usize,
+        name: &str,
+        suffix: &str,
+    ) -> Result<(), BenchError> {
+        let mut buf = [0u8; 1400];
+        let payload = buf.get_mut(..len).ok_or(BenchError::NoWsEcho)?;
+        ws::text(payload);
+        // A mask as a client draws it: a different one for every frame.
+        let mask = c
+            .snd_nxt
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add(0x7F4A_7C15)
+            .to_le_bytes();
+        let mut frame = [0u8; 1460];
+        let n = ws::masked_frame(TEXT, payload, mask, &mut frame).ok_or(BenchError::NoWsEcho)?;
+        let request = frame.get(..n).ok_or(BenchError::NoWsEcho)?;
+        let reply = self.exchange(c, request, name, suffix, len)?;
+        if ws::is_echo_frame(reply, TEXT, payload) {
+            Ok(())
+        } else {
+            Err(BenchError::NoWsEcho)
+        }
+    }
+
+    /// The WebSocket benchmarks: link, ARP, an opening handshake measured twice (two
+    /// connections, both left open), then on the second connection a 16-byte and a
+    /// 1400-byte text echo, each measured twice.
+    pub fn run_ws(&mut self) -> Result<(), BenchError> {
+        self.link()?;
+        self.arp()?;
+        let _a = self.ws_connect(40010, 0x3000_0000, &ws::KEYS[0], ".warmup")?;
+        let mut b = self.ws_connect(40011, 0x4000_0000, &ws::KEYS[1], "")?;
+        for (len, name) in [(16, "echo16"), (1400, "echo1400")] {
+            self.ws_echo(&mut b, len, name, ".warmup")?;
+            self.ws_echo(&mut b, len, name, "")?;
+        }
+        // Acknowledge the last echo so nothing is left to retransmit.
+        let n = b.ack(&mut self.s.frame).ok_or(BenchError::NoWsEcho)?;
         self.quiet(n)
     }
 }

@@ -6,22 +6,35 @@
 //! The vector does what an interrupt-driven smoltcp firmware does: acknowledge the
 //! controller, `Interface::poll` (ingress, then egress), move what the sockets received
 //! to their send buffers, and `Interface::poll_egress` when something was queued.
+//!
+//! Before the TCP echo, two parts of the WebSocket upgrade with embedded-websocket 0.9.5
+//! between plain brackets, the counterparts of ours in `mzw1-bench-firmware`:
+//! `peer_upgrade_parse` and `peer_upgrade_response` (the whole WebSocket echo is
+//! `mzw1-bench-peers-ws`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+
+/// The device, compiled into this image as a module of its own (as it was before the
+/// library shared it), so that the TCP figures do not move with the library's codegen.
+#[cfg(target_os = "none")]
+mod device;
 
 #[cfg(target_os = "none")]
 mod firmware {
+    use crate::device::MacDevice;
     use core::cell::RefCell;
+    use core::hint::black_box;
     use critical_section::Mutex;
+    use embedded_websocket::{WebSocketServer, read_http_header};
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::runner::{self, PORT, Stack, TcpBench};
+    use mzw1_bench_harness::ws::{KEYS, upgrade_accepted, upgrade_request};
     use mzw1_bench_harness::{BenchError, now, rt};
-    use mzw1_wss::mac::{DmaMemory, IrqShared, MAX_TX_FRAME, Mac, MacConfig, RxFrame, TxRing};
+    use mzw1_wss::mac::{DmaMemory, IrqShared, Mac, MacConfig};
     use mzw1_wss::time::Instant;
     use smoltcp::iface::{
         Config as IfaceConfig, Interface, SocketHandle, SocketSet, SocketStorage,
     };
-    use smoltcp::phy::{self, DeviceCapabilities, Medium};
     use smoltcp::socket::tcp;
     use smoltcp::time::Instant as SmolInstant;
     use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
@@ -38,100 +51,6 @@ mod firmware {
     static mut STORAGE: [SocketStorage<'static>; SOCKETS] = [SocketStorage::EMPTY; SOCKETS];
     static mut BUFFERS: [[u8; SOCKET_BUFFER]; 2 * SOCKETS] = [[0; SOCKET_BUFFER]; 2 * SOCKETS];
     static PEER: Mutex<RefCell<Option<Peer>>> = Mutex::new(RefCell::new(None));
-
-    /// smoltcp's `Device` over the mzw1-wss MAC: received frames are read in place in the
-    /// RX DMA buffers, frames to send are written straight into TX DMA buffers.
-    struct MacDevice {
-        mac: Mac<'static>,
-        /// Where a frame goes when no TX buffer is free (then counted, and lost).
-        scratch: [u8; MAX_TX_FRAME],
-        dropped: u32,
-    }
-
-    struct Rx<'a> {
-        frame: RxFrame<'a, 'static>,
-    }
-
-    struct Tx<'a> {
-        tx: &'a mut TxRing<'static>,
-        scratch: &'a mut [u8; MAX_TX_FRAME],
-        dropped: &'a mut u32,
-    }
-
-    impl phy::RxToken for Rx<'_> {
-        fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
-            f(self.frame.data())
-        }
-    }
-
-    impl phy::TxToken for Tx<'_> {
-        fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-            let tx = self.tx;
-            let buf = match tx.alloc() {
-                Some(b) => Some(b),
-                None => {
-                    tx.reap();
-                    tx.alloc()
-                }
-            };
-            if let Some(b) = buf {
-                if let Some(area) = tx.buffer(&b).and_then(|a| a.get_mut(..len)) {
-                    let r = f(area);
-                    if tx.send(b, len).is_err() {
-                        *self.dropped += 1;
-                    }
-                    return r;
-                }
-                tx.release(b);
-            }
-            *self.dropped += 1;
-            let mut empty = [];
-            f(self.scratch.get_mut(..len).unwrap_or(&mut empty))
-        }
-    }
-
-    impl phy::Device for MacDevice {
-        type RxToken<'a> = Rx<'a>;
-        type TxToken<'a> = Tx<'a>;
-
-        fn receive(&mut self, _: SmolInstant) -> Option<(Rx<'_>, Tx<'_>)> {
-            let MacDevice {
-                mac,
-                scratch,
-                dropped,
-            } = self;
-            let Mac { rx, tx, .. } = mac;
-            let frame = rx.receive()?;
-            Some((
-                Rx { frame },
-                Tx {
-                    tx,
-                    scratch,
-                    dropped,
-                },
-            ))
-        }
-
-        fn transmit(&mut self, _: SmolInstant) -> Option<Tx<'_>> {
-            let MacDevice {
-                mac,
-                scratch,
-                dropped,
-            } = self;
-            Some(Tx {
-                tx: &mut mac.tx,
-                scratch,
-                dropped,
-            })
-        }
-
-        fn capabilities(&self) -> DeviceCapabilities {
-            let mut c = DeviceCapabilities::default();
-            c.medium = Medium::Ethernet;
-            c.max_transmission_unit = MAX_TX_FRAME;
-            c
-        }
-    }
 
     struct Peer {
         iface: Interface,
@@ -189,12 +108,61 @@ mod firmware {
     #[unsafe(no_mangle)]
     extern "C" fn bench_main() -> ! {
         runner::header("peer");
-        let code = runner::outcome("tcp", tcp());
+        let mut code = runner::outcome("upgrade", parts());
+        if code == 0 {
+            code = runner::outcome("tcp", tcp());
+        }
         let dropped = with_peer(|p, _| p.dev.dropped).unwrap_or(0);
         if dropped > 0 {
             mzw1_bench_harness::say!("info peer_tx_dropped={dropped}");
         }
         rt::exit(code)
+    }
+
+    const WARMUP: [&str; 2] = [".warmup", ""];
+
+    /// Two parts of the WebSocket upgrade alone, as `mzw1-bench-firmware` measures ours:
+    /// `httparse` (16 headers, as embedded-websocket's server example) and
+    /// `read_http_header` over the 432-byte request, then `WebSocketServer::server_accept`
+    /// (the accept key, SHA-1 and base64, and the 101 response written into a buffer).
+    fn parts() -> Result<(), BenchError> {
+        let mut request = [0u8; 512];
+        let key = KEYS[1];
+        let n = upgrade_request(key.key, &mut request).ok_or(BenchError::WrongResult)?;
+        let request = request.get(..n).ok_or(BenchError::WrongResult)?;
+        let mut found = None;
+        for suffix in WARMUP {
+            let (c, context) = rt::measure(|| {
+                let mut headers = [httparse::EMPTY_HEADER; 16];
+                let mut r = httparse::Request::new(&mut headers);
+                match r.parse(black_box(request)) {
+                    Ok(httparse::Status::Complete(_)) => {
+                        read_http_header(r.headers.iter().map(|h| (h.name, h.value)))
+                            .ok()
+                            .flatten()
+                    }
+                    _ => None,
+                }
+            });
+            rt::report("peer_", "upgrade_parse", suffix, c, n, None);
+            found = Some(context.ok_or(BenchError::WrongResult)?.sec_websocket_key);
+        }
+        let k = found.ok_or(BenchError::WrongResult)?;
+        let mut out = [0u8; 1024];
+        for suffix in WARMUP {
+            let (c, len) = rt::measure(|| {
+                let mut ws = WebSocketServer::new_server();
+                ws.server_accept(black_box(&k), None, &mut out).ok()
+            });
+            rt::report("peer_", "upgrade_response", suffix, c, 0, None);
+            let response = len
+                .and_then(|l| out.get(..l))
+                .ok_or(BenchError::WrongResult)?;
+            if !upgrade_accepted(response, key.accept) {
+                return Err(BenchError::WrongResult);
+            }
+        }
+        Ok(())
     }
 
     fn tcp() -> Result<(), BenchError> {
@@ -210,11 +178,7 @@ mod firmware {
             )
         };
         let mac = Mac::new(p, dma, WINDOW, &IRQ, config, now());
-        let mut dev = MacDevice {
-            mac,
-            scratch: [0; MAX_TX_FRAME],
-            dropped: 0,
-        };
+        let mut dev = MacDevice::new(mac);
         let mut cfg = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(
             config.mac_address,
         )));

@@ -29,9 +29,22 @@ pub const RXB: usize = 16;
 /// TX buffers and descriptors.
 pub const TXB: usize = 8;
 
-/// WebSocket clients the image is built for (the service's `C`); `Config::clients` of
-/// them are served.
-pub const CLIENTS: usize = 8;
+/// WebSocket clients the image is built for (the service's `C`); `Config::wss.clients`
+/// of them are served. Set at build time by `MZW1_CLIENTS` (1–8), as Harmony's
+/// configurator sets `SYS_WSS_MAX_NUM_CLIENTS`: 8 unless set, so that the simulated board
+/// can serve up to 8 (`--clients`); `cargo xtask firmware` builds the PIC32 image with 2,
+/// Harmony's default.
+pub const CLIENTS: usize = clients_from(option_env!("MZW1_CLIENTS"));
+
+const fn clients_from(v: Option<&str>) -> usize {
+    match v {
+        None => 8,
+        Some(s) => match s.as_bytes() {
+            [d @ b'1'..=b'8'] => (*d - b'0') as usize,
+            _ => panic!("MZW1_CLIENTS must be a number from 1 to 8"),
+        },
+    }
+}
 
 /// TCP connection slots: the clients, plus room for refusals (503) and TIME-WAIT.
 pub const CONNECTIONS: usize = CLIENTS + 2;

@@ -7,6 +7,7 @@
 #[cfg(target_os = "none")]
 mod firmware {
     use core::cell::RefCell;
+    use core::mem::MaybeUninit;
     use critical_section::Mutex;
     use mzw1_reference::{App, Config, Dma};
     use mzw1_wss::mac::{DmaWindow, IrqShared, Peripherals};
@@ -17,7 +18,10 @@ mod firmware {
     #[unsafe(link_section = ".dma")]
     static mut DMA: Dma = Dma::new();
     static IRQ: IrqShared = IrqShared::new();
-    static APP: Mutex<RefCell<Option<App>>> = Mutex::new(RefCell::new(None));
+    /// The app's storage: uninitialised, so it lands in `.bss` and costs no flash (an
+    /// `Option<App>` initialised to `None` would be copied from flash at start-up).
+    static mut APP_STORAGE: MaybeUninit<App> = MaybeUninit::uninit();
+    static APP: Mutex<RefCell<Option<&'static mut App>>> = Mutex::new(RefCell::new(None));
     static TIMER: Mutex<RefCell<Option<CoreTimer>>> = Mutex::new(RefCell::new(None));
 
     /// Runs `f` on the app, if it is up. The interrupt and the superloop take it inside a
@@ -52,6 +56,8 @@ mod firmware {
             probe(Config::default()),
             now,
         );
+        // SAFETY: the one place that touches the storage, once, before interrupts are on.
+        let app: &'static mut App = unsafe { (*core::ptr::addr_of_mut!(APP_STORAGE)).write(app) };
         critical_section::with(|cs| {
             if let (Ok(mut t), Ok(mut a)) = (
                 TIMER.borrow(cs).try_borrow_mut(),
