@@ -18,10 +18,8 @@ use heapless::Vec;
 
 /// Longest request-target kept (longer: 414).
 pub const MAX_PATH: usize = 64;
-/// Longest header name or list token examined; longer ones are skipped (names) or
-/// cannot match anything (tokens).
-const MAX_TOKEN: usize = 32;
-/// Longest Origin value compared.
+/// Longest header name split across segments, list token or single value (Origin,
+/// key, version) examined; longer ones cannot match anything.
 const MAX_ORIGIN: usize = 64;
 
 /// Handshake settings.
@@ -91,6 +89,91 @@ impl Status {
     }
 }
 
+/// The token characters of RFC 9110 §5.6.2 (`ALPHA`, `DIGIT` and ``!#$%&'*+-.^_`|~``)
+/// as a 256-bit set: bit `b & 31` of word `b >> 5`.
+const TCHAR: [u32; 8] = {
+    let mut set = [0u32; 8];
+    let mut b = 0usize;
+    while b < 128 {
+        let c = b as u8;
+        let special = matches!(
+            c,
+            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
+                | b'`' | b'|' | b'~'
+        );
+        if c.is_ascii_alphanumeric() || special {
+            set[b >> 5] |= 1 << (b & 31);
+        }
+        b += 1;
+    }
+    set
+};
+
+/// A small buffer that remembers whether something did not fit.
+#[derive(Clone, Debug)]
+struct Scratch<const N: usize> {
+    bytes: [u8; N],
+    len: u8,
+    overflow: bool,
+}
+
+impl<const N: usize> Scratch<N> {
+    const FITS: () = assert!(N <= u8::MAX as usize);
+
+    const fn new() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        Scratch {
+            bytes: [0; N],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.overflow = false;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0 && !self.overflow
+    }
+
+    fn append(&mut self, s: &[u8]) {
+        let at = self.len as usize;
+        match self.bytes.get_mut(at..at + s.len()) {
+            Some(d) => {
+                d.copy_from_slice(s);
+                self.len += s.len() as u8;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// The contents, or `None` if some did not fit.
+    fn get(&self) -> Option<&[u8]> {
+        if self.overflow {
+            return None;
+        }
+        self.bytes.get(..self.len as usize)
+    }
+}
+
+/// Case-insensitive equality with `lower`, which holds only lowercase letters, digits and
+/// `-`: setting bit 5 (the ASCII case bit) folds `A`–`Z` onto `a`–`z`. Besides the letters'
+/// own capitals it folds only control characters onto digits and `-` (CR onto `-`), so it
+/// is exact for token characters (header names) and for words of letters only (list
+/// tokens compared with "websocket" and "upgrade"). No per-byte range test, unlike
+/// `eq_ignore_ascii_case`.
+fn eq_lowercase(s: &[u8], lower: &[u8]) -> bool {
+    s.len() == lower.len() && s.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+}
+
+/// Whether `b` is a token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    TCHAR[(b >> 5) as usize & 7] & (1 << (b & 31)) != 0
+}
+
 /// Which header the current line is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Header {
@@ -106,21 +189,20 @@ enum Header {
 
 impl Header {
     fn from_name(name: &[u8]) -> Header {
-        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
-        if is("host") {
-            Header::Host
-        } else if is("upgrade") {
-            Header::Upgrade
-        } else if is("connection") {
-            Header::Connection
-        } else if is("sec-websocket-key") {
-            Header::Key
-        } else if is("sec-websocket-version") {
-            Header::Version
-        } else if is("origin") {
-            Header::Origin
-        } else if is("sec-websocket-protocol") {
-            Header::Protocol
+        // The length picks the one candidate to compare (a request carries a dozen
+        // headers, most of them of no interest).
+        let (candidate, header) = match name.len() {
+            4 => ("host", Header::Host),
+            6 => ("origin", Header::Origin),
+            7 => ("upgrade", Header::Upgrade),
+            10 => ("connection", Header::Connection),
+            17 => ("sec-websocket-key", Header::Key),
+            21 => ("sec-websocket-version", Header::Version),
+            22 => ("sec-websocket-protocol", Header::Protocol),
+            _ => return Header::Other,
+        };
+        if eq_lowercase(name, candidate.as_bytes()) {
+            header
         } else {
             Header::Other
         }
@@ -198,10 +280,9 @@ pub struct RequestParser {
     major: u8,
     minor: u8,
     header: Header,
-    token: Vec<u8, MAX_TOKEN>,
-    token_overflow: bool,
-    origin: Vec<u8, MAX_ORIGIN>,
-    origin_overflow: bool,
+    /// The header name being read, then its value (a list token, or the whole of a
+    /// single value such as the key or the origin).
+    scratch: Scratch<MAX_ORIGIN>,
     /// Offered subprotocols seen so far, as a bit set over the server's list.
     offered: u32,
     request: Request,
@@ -225,10 +306,7 @@ impl RequestParser {
             major: 0,
             minor: 0,
             header: Header::Other,
-            token: Vec::new(),
-            token_overflow: false,
-            origin: Vec::new(),
-            origin_overflow: false,
+            scratch: Scratch::new(),
             offered: 0,
             request: Request {
                 path: Vec::new(),
@@ -260,23 +338,109 @@ impl RequestParser {
     }
 
     /// Feeds bytes.
+    ///
+    /// Header names and values are taken a run at a time (a name up to its colon, a
+    /// value up to its line end), so most bytes cost one comparison in a tight scan;
+    /// the value of a header nobody reads (User-Agent, Accept-*, cookies: most of a
+    /// browser's request) is only scanned for its end.
     pub fn feed(&mut self, data: &[u8], config: &HandshakeConfig) -> Progress {
-        for (i, &b) in data.iter().enumerate() {
+        let mut i = 0;
+        while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
             if self.phase == Phase::Done {
                 return Progress::Complete(i);
             }
-            self.seen = self.seen.saturating_add(1);
+            let first = rest.first().copied().unwrap_or(0);
+            let used = match self.phase {
+                Phase::LineStart if is_tchar(first) => {
+                    // A header name begins (taken by `name_run` next).
+                    self.scratch.clear();
+                    self.phase = Phase::Name;
+                    Ok(0)
+                }
+                Phase::Name => self.name_run(rest),
+                Phase::ValueStart | Phase::Value => Ok(self.value_run(rest, config)),
+                _ => self.step(first, config).map(|()| 1),
+            };
+            let used = match used {
+                Ok(n) => n,
+                Err(s) => return Progress::Refused(s),
+            };
+            self.seen = self
+                .seen
+                .saturating_add(used.min(u16::MAX as usize) as u16);
             if self.seen > config.max_request_bytes {
                 return Progress::Refused(Status::HeadersTooLarge);
             }
-            if let Err(s) = self.step(b, config) {
-                return Progress::Refused(s);
-            }
-            if self.phase == Phase::Done {
-                return Progress::Complete(i + 1);
-            }
+            i += used;
+        }
+        if self.phase == Phase::Done {
+            return Progress::Complete(i);
         }
         Progress::NeedMore
+    }
+
+    /// Header-name bytes up to the colon. Returns the bytes used.
+    fn name_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
+        let end = rest
+            .iter()
+            .position(|&b| !is_tchar(b))
+            .unwrap_or(rest.len());
+        let name = rest.get(..end).unwrap_or_default();
+        match rest.get(end) {
+            None => {
+                // The name goes on in the next segment.
+                self.scratch.append(name);
+                Ok(end)
+            }
+            Some(b':') => {
+                self.header = if self.scratch.is_empty() {
+                    Header::from_name(name) // whole in this segment: no copy
+                } else {
+                    self.scratch.append(name);
+                    self.scratch.get().map_or(Header::Other, Header::from_name)
+                };
+                self.scratch.clear();
+                self.phase = Phase::ValueStart;
+                Ok(end + 1)
+            }
+            Some(_) => Err(Status::BadRequest),
+        }
+    }
+
+    /// Header-value bytes up to and including the line feed. Returns the bytes used.
+    fn value_run(&mut self, rest: &[u8], config: &HandshakeConfig) -> usize {
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(rest.len());
+        let mut run = rest.get(..end).unwrap_or_default();
+        if self.phase == Phase::ValueStart {
+            run = run.trim_ascii_start();
+            if !run.is_empty() {
+                self.phase = Phase::Value;
+            }
+        }
+        match self.header {
+            Header::Other | Header::Host => {}
+            Header::Upgrade | Header::Connection | Header::Protocol => {
+                for &b in run {
+                    self.list_byte(b, config);
+                }
+            }
+            // A single value, whole (trailing blanks trimmed at its end); the CR before
+            // the line feed is not part of it.
+            Header::Key | Header::Version | Header::Origin => {
+                for part in run.split(|&b| b == b'\r') {
+                    self.scratch.append(part);
+                }
+            }
+        }
+        if end == rest.len() {
+            return end;
+        }
+        self.end_value(config);
+        self.phase = Phase::LineStart;
+        end + 1
     }
 
     fn step(&mut self, b: u8, config: &HandshakeConfig) -> Result<(), Status> {
@@ -340,41 +504,11 @@ impl RequestParser {
                 b'\r' => self.phase = Phase::LastLf,
                 b'\n' => self.finish(config)?,
                 b' ' | b'\t' => return Err(Status::BadRequest), // obsolete folding
-                _ => {
-                    self.token.clear();
-                    self.token_overflow = false;
-                    self.phase = Phase::Name;
-                    self.name_byte(b)?;
-                }
+                // A name starts (taken by `feed`) or the line is bad.
+                _ => return Err(Status::BadRequest),
             },
-            Phase::Name => {
-                if b == b':' {
-                    self.header = if self.token_overflow {
-                        Header::Other
-                    } else {
-                        Header::from_name(&self.token)
-                    };
-                    self.token.clear();
-                    self.token_overflow = false;
-                    self.origin.clear();
-                    self.origin_overflow = false;
-                    self.phase = Phase::ValueStart;
-                } else {
-                    self.name_byte(b)?;
-                }
-            }
-            Phase::ValueStart | Phase::Value => match b {
-                b' ' | b'\t' if self.phase == Phase::ValueStart => {}
-                b'\r' => {}
-                b'\n' => {
-                    self.end_value(config);
-                    self.phase = Phase::LineStart;
-                }
-                _ => {
-                    self.phase = Phase::Value;
-                    self.value_byte(b, config);
-                }
-            },
+            // Taken a run at a time (`name_run`, `value_run`).
+            Phase::Name | Phase::ValueStart | Phase::Value => {}
             Phase::LastLf => {
                 if b != b'\n' {
                     return Err(Status::BadRequest);
@@ -395,56 +529,29 @@ impl RequestParser {
         Ok(())
     }
 
-    /// A header-name byte: a token character (RFC 9110 §5.6.2).
-    fn name_byte(&mut self, b: u8) -> Result<(), Status> {
-        let tchar = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if !tchar {
-            return Err(Status::BadRequest);
-        }
-        if self.token.push(b).is_err() {
-            self.token_overflow = true;
-        }
-        Ok(())
-    }
 
-    fn value_byte(&mut self, b: u8, config: &HandshakeConfig) {
-        match self.header {
-            Header::Origin => {
-                if self.origin.push(b).is_err() {
-                    self.origin_overflow = true;
+    /// A byte of a comma-separated token list (RFC 9110 §5.6.1).
+    fn list_byte(&mut self, b: u8, config: &HandshakeConfig) {
+        match b {
+            b',' => self.end_token(config),
+            // Blanks end a token; between tokens they separate nothing.
+            b' ' | b'\t' => {
+                if !self.scratch.is_empty() {
+                    self.end_token(config);
                 }
             }
-            h if h.is_list() && b == b',' => {
-                self.end_token(config);
-            }
-            Header::Other => {}
-            _ => {
-                if b == b' ' || b == b'\t' {
-                    // Whitespace inside a list separates nothing; around a single value
-                    // it is trimmed. Either way a token is complete when it ends.
-                    if self.header.is_list() && !self.token.is_empty() {
-                        self.end_token(config);
-                    }
-                    return;
-                }
-                if self.token.push(b).is_err() {
-                    self.token_overflow = true;
-                }
-            }
+            b'\r' => {}
+            _ => self.scratch.append(&[b]),
         }
     }
 
-    /// A list token (or a single value) is complete.
+    /// A list token is complete.
     fn end_token(&mut self, config: &HandshakeConfig) {
-        let t: &[u8] = if self.token_overflow {
-            &[]
-        } else {
-            &self.token
-        };
+        let t: &[u8] = self.scratch.get().unwrap_or_default();
         let r = &mut self.request;
         match self.header {
-            Header::Upgrade => r.upgrade_websocket |= t.eq_ignore_ascii_case(b"websocket"),
-            Header::Connection => r.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade"),
+            Header::Upgrade => r.upgrade_websocket |= eq_lowercase(t, b"websocket"),
+            Header::Connection => r.connection_upgrade |= eq_lowercase(t, b"upgrade"),
             Header::Protocol => {
                 // Subprotocol names are case-sensitive tokens (§4.2.1 item 9 / §11.5).
                 if let Some(i) = config.subprotocols.iter().position(|p| p.as_bytes() == t) {
@@ -453,17 +560,13 @@ impl RequestParser {
             }
             _ => {}
         }
-        self.token.clear();
-        self.token_overflow = false;
+        self.scratch.clear();
     }
 
     /// A header line is complete.
     fn end_value(&mut self, config: &HandshakeConfig) {
-        let single: &[u8] = if self.token_overflow {
-            b"\xff"
-        } else {
-            &self.token
-        };
+        // A single value that did not fit cannot match anything.
+        let single: &[u8] = self.scratch.get().map_or(b"\xff", <[u8]>::trim_ascii_end);
         match self.header {
             Header::Host => self.request.host = true,
             Header::Key => {
@@ -484,20 +587,20 @@ impl RequestParser {
                 self.request.version = Some(self.request.version.unwrap_or(true) && ok);
             }
             Header::Origin => {
-                let value = self.origin.trim_ascii_end();
+                let value = self.scratch.get().map(<[u8]>::trim_ascii_end);
                 let allowed = config.allowed_origins.is_empty()
-                    || (!self.origin_overflow
-                        && config
+                    || value.is_some_and(|v| {
+                        config
                             .allowed_origins
                             .iter()
-                            .any(|o| o.as_bytes().eq_ignore_ascii_case(value)));
+                            .any(|o| o.as_bytes().eq_ignore_ascii_case(v))
+                    });
                 self.request.origin = Some(self.request.origin.unwrap_or(true) && allowed);
             }
             h if h.is_list() => self.end_token(config),
             _ => {}
         }
-        self.token.clear();
-        self.token_overflow = false;
+        self.scratch.clear();
     }
 
     /// The empty line: the request is complete.
