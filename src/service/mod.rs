@@ -1387,7 +1387,9 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
 }
 
 /// The server: the network stack, the client table and the application.
-pub struct Server<'m, H: Handler, const N: usize, const C: usize> {
+/// `N` TCP connection slots (at least `C + 1`, so that a full table can still answer
+/// 503), `C` clients (1..=8; 2 unless given, as Harmony's `SYS_WSS_MAX_NUM_CLIENTS`).
+pub struct Server<'m, H: Handler, const N: usize, const C: usize = 2> {
     net: Interface<'m, N>,
     core: WsCore<C>,
     handler: Option<H>,

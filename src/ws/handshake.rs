@@ -98,8 +98,20 @@ const TCHAR: [u32; 8] = {
         let c = b as u8;
         let special = matches!(
             c,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_'
-                | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         );
         if c.is_ascii_alphanumeric() || special {
             set[b >> 5] |= 1 << (b & 31);
@@ -365,9 +377,7 @@ impl RequestParser {
                 Ok(n) => n,
                 Err(s) => return Progress::Refused(s),
             };
-            self.seen = self
-                .seen
-                .saturating_add(used.min(u16::MAX as usize) as u16);
+            self.seen = self.seen.saturating_add(used.min(u16::MAX as usize) as u16);
             if self.seen > config.max_request_bytes {
                 return Progress::Refused(Status::HeadersTooLarge);
             }
@@ -409,10 +419,7 @@ impl RequestParser {
 
     /// Header-value bytes up to and including the line feed. Returns the bytes used.
     fn value_run(&mut self, rest: &[u8], config: &HandshakeConfig) -> usize {
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(rest.len());
+        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
         let mut run = rest.get(..end).unwrap_or_default();
         if self.phase == Phase::ValueStart {
             run = run.trim_ascii_start();
@@ -528,7 +535,6 @@ impl RequestParser {
         self.phase = Phase::LineStart;
         Ok(())
     }
-
 
     /// A byte of a comma-separated token list (RFC 9110 §5.6.1).
     fn list_byte(&mut self, b: u8, config: &HandshakeConfig) {
