@@ -160,7 +160,7 @@ fn refusals_and_their_statuses() {
         (
             "HTTP/1.0",
             CHROME.replace("HTTP/1.1\r\n", "HTTP/1.0\r\n"),
-            Status::VersionNotSupported,
+            Status::BadRequest,
         ),
         (
             "garbage",
@@ -292,4 +292,42 @@ fn responses_are_well_formed_http() {
         ),
         None
     );
+}
+
+/// RFC 9112 §2.2: a bare CR in a field value makes the request invalid (found by the
+/// handshake fuzz target: CRs dropped from a key let "AQID\rBAUG..." pass as one key).
+/// The answer is the same wherever the request is cut.
+#[test]
+fn a_bare_cr_in_a_header_value_is_refused_with_400() {
+    let cfg = HandshakeConfig::default();
+    for (from, to) in [
+        ("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZ\rSBub25jZQ=="),
+        ("Upgrade: websocket", "Upgrade: web\rsocket"),
+        ("Pragma: no-cache", "Pragma: no-cache\r\r"),
+        ("Host: 127.0.0.1:8080", "Host: \r127.0.0.1:8080"),
+    ] {
+        let req = CHROME.replacen(from, to, 1);
+        let bytes = req.as_bytes();
+        for cut in 0..bytes.len() {
+            let mut p = RequestParser::new();
+            let r = match p.feed(&bytes[..cut], &cfg) {
+                Progress::NeedMore => p.feed(&bytes[cut..], &cfg),
+                r => r,
+            };
+            assert_eq!(r, Progress::Refused(Status::BadRequest), "{to:?} cut {cut}");
+        }
+    }
+}
+
+/// RFC 9112 §3.2: a request with more than one Host line, or a Host value with a blank
+/// inside, gets 400 (found by the malformed-input table).
+#[test]
+fn two_hosts_or_a_blank_inside_the_host_get_400() {
+    let cfg = HandshakeConfig::default();
+    let two = CHROME.replacen("Host: 127.0.0.1:8080\r\n", "Host: a\r\nHost: b\r\n", 1);
+    let blank = CHROME.replacen("Host: 127.0.0.1:8080", "Host: 127.0.0.1 :8080", 1);
+    let trailing = CHROME.replacen("Host: 127.0.0.1:8080", "Host:  127.0.0.1:8080 \t", 1);
+    assert_eq!(verdict(&two, &cfg), Status::BadRequest);
+    assert_eq!(verdict(&blank, &cfg), Status::BadRequest);
+    assert_eq!(verdict(&trailing, &cfg), Status::SwitchingProtocols);
 }

@@ -266,7 +266,7 @@ fn every_refusal_is_well_formed_http_and_closes_the_connection() {
         (
             "HTTP/1.0",
             upgrade_request("/echo", "").replace_version(),
-            "505",
+            "400",
         ),
         (
             "no Host",

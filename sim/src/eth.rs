@@ -76,6 +76,9 @@ pub struct Faults {
     /// The next N TX DMA transfers get a bus error: TXBUSE, and the TX DMA halts until
     /// ETHTXST is rewritten.
     pub tx_bus_error: u32,
+    /// The next N received frames arrive damaged on the wire (their FCS does not match):
+    /// ETHFCSERR counts them and the CRCOKEN filter drops them.
+    pub rx_crc_error: u32,
 }
 
 /// What the model saw, for tests (the controller's own counters are in its registers).
@@ -387,7 +390,11 @@ impl EthModel {
             self.stats.rx_receiver_off += 1;
             return;
         }
-        let crc_good = fcs_ok(frame);
+        let mut crc_good = fcs_ok(frame);
+        if self.faults.rx_crc_error > 0 {
+            self.faults.rx_crc_error -= 1;
+            crc_good = false;
+        }
         if !crc_good {
             self.bump(FCSERR);
         }

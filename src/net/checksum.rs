@@ -2,12 +2,29 @@
 //! pseudo-header), computed a 32-bit word at a time.
 //!
 //! RFC 1071 §2: the ones'-complement sum is independent of byte order and can be computed
-//! on any word size, folding the carries at the end. So the aligned middle of a buffer is
-//! summed as native 32-bit words with an end-around carry, folded to 16 bits, and swapped
-//! into network order (on a little-endian CPU); the unaligned head and tail bytes are
-//! added as big-endian pairs. Data may be added in pieces of any length: a piece that
-//! starts at an odd byte position is summed as if even and then byte-swapped (RFC 1071
-//! §2(B)), so splitting never changes the result.
+//! on any word size, folding the carries at the end. Modulo 0xFFFF, 2^16 ≡ 1, so a byte
+//! `b` at memory address `a` adds `b << 8` if `a` is odd and `b` if `a` is even (on a
+//! little-endian CPU; the other way round on a big-endian one), wherever it sits in a
+//! word: the aligned middle of a buffer is summed as native 32-bit words and the
+//! unaligned head and tail bytes are added by address parity. That sum is in "address
+//! order"; network order (big-endian pairs from the first byte) is the same sum
+//! byte-swapped when the buffer starts at an even address (little-endian), and a piece
+//! that starts at an odd position of the data summed so far is swapped once more (RFC 1071
+//! §2(B)), so splitting never changes the result. A byte swap of a 16-bit ones'-complement
+//! sum is a multiplication by 2^8 modulo 0xFFFF, which is a rotation by 8 of the 32-bit
+//! sum before it is folded (2^32 - 1 is a multiple of 0xFFFF): one instruction on MIPS32r2.
+//!
+//! The word loop is the only hot part. The portable code (the host: simulator and tests)
+//! adds each word and counts the carries (`addu`, `sltu`, `addu`, and the load: 4
+//! instructions a word on MIPS). On little-endian MIPS32 before release 6 (the target)
+//! the whole sum is hand-written (`mips::sum_address_order`): each word is accumulated into
+//! the 64-bit HI:LO pair by `maddu word, one` (HI:LO += word × 1), which keeps every carry,
+//! so a word costs its load and one `maddu`, 2 instructions (0.5 per byte), in a loop
+//! unrolled 16 times (34 instructions per 64 bytes). The DSP ASE's
+//! `addsc`/`addwc` cannot do as well: `addwc` adds the carry bit but does not set it, so a
+//! carry chain needs `addsc` and `addwc` for every word, 3 instructions with the load; DSP
+//! instructions also trap unless Status.MX is set, and DSPControl would have to be saved
+//! by every interrupt handler.
 
 /// A running ones'-complement sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,46 +43,272 @@ const fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
-/// Sum of `data` as big-endian 16-bit words starting at an even position, folded.
-#[inline]
-fn sum_even(data: &[u8]) -> u16 {
-    // SAFETY: every bit pattern is a valid u32; `align_to` only reinterprets the aligned
-    // middle of the slice.
-    let (head, words, tail) = unsafe { data.align_to::<u32>() };
-    // Native-order words with end-around carry.
-    let mut s: u32 = 0;
-    let mut carry: u32 = 0;
-    for &w in words {
-        s = s.wrapping_add(w);
-        carry += (s < w) as u32;
-    }
-    let mut mid = fold(s) as u32 + carry;
-    mid = fold(mid) as u32;
-    // On a little-endian CPU the native sum pairs bytes as (b1 b0): swap to network
-    // order. The middle starts `head.len()` bytes in; an odd start flips the pairing.
-    let mut mid = mid as u16;
-    if cfg!(target_endian = "little") {
-        mid = mid.swap_bytes();
-    }
-    if head.len() & 1 == 1 {
-        mid = mid.swap_bytes();
-    }
-    let mut total = mid as u32 + sum_bytes(head, false) as u32;
-    total += sum_bytes(tail, (head.len() + words.len() * 4) & 1 == 1) as u32;
-    fold(total)
+/// `a + b` with end-around carry (ones'-complement addition of 32-bit words).
+#[inline(always)]
+const fn add_carry(a: u32, b: u32) -> u32 {
+    let (s, c) = a.overflowing_add(b);
+    s + c as u32
 }
 
-/// Sum of a few bytes as big-endian pairs; `odd` = the first byte is a low byte.
-#[inline]
-fn sum_bytes(bytes: &[u8], odd: bool) -> u16 {
-    let mut s: u32 = 0;
-    let mut low = odd;
-    for &b in bytes {
-        s += if low { b as u32 } else { (b as u32) << 8 };
-        low = !low;
+/// The portable sum (every target but little-endian MIPS32 before release 6).
+#[cfg(not(all(target_arch = "mips", target_endian = "little")))]
+mod portable {
+    use super::add_carry;
+
+    /// The shift of a byte at `addr` in a native word, modulo 16 (see the module docs).
+    #[inline(always)]
+    const fn shift(addr: usize) -> u32 {
+        if cfg!(target_endian = "little") {
+            8 * (addr & 1) as u32
+        } else {
+            8 * (!addr & 1) as u32
+        }
     }
-    fold(s)
+
+    /// A native halfword from two bytes, the first at an even address.
+    #[inline(always)]
+    fn pair(x: u8, y: u8) -> u32 {
+        u16::from_ne_bytes([x, y]) as u32
+    }
+
+    /// At most 3 bytes from an even address, by address parity.
+    #[inline(always)]
+    fn even_bytes(bytes: &[u8]) -> u32 {
+        let mut e = 0;
+        if let [x, y, ..] = *bytes {
+            e += pair(x, y);
+        }
+        if bytes.len() & 1 == 1
+            && let Some(&z) = bytes.last()
+        {
+            e += (z as u32) << shift(0);
+        }
+        e
+    }
+
+    /// The sum of `data` in address order (see the module docs), unfolded: congruent to
+    /// it modulo 0xFFFF, zero only if every byte is zero.
+    #[inline(always)]
+    pub(super) fn sum_address_order(data: &[u8]) -> u32 {
+        // SAFETY: every bit pattern is a valid u32; `align_to` only reinterprets the
+        // aligned middle of the slice.
+        let (head, words, tail) = unsafe { data.align_to::<u32>() };
+        // The head (at most 3 bytes; all of `data` if it holds no aligned word) and the
+        // tail (at most 3, from an aligned address) by address parity: an odd first byte,
+        // then bytes from even addresses. Below 2^18 in all, so no overflow.
+        let (first, head) = match head.split_first() {
+            Some((&b, rest)) if data.as_ptr() as usize & 1 == 1 => ((b as u32) << shift(1), rest),
+            _ => (0, head),
+        };
+        let mut s = first + even_bytes(head) + even_bytes(tail);
+        // Native-order words with end-around carry.
+        let mut carry: u32 = 0;
+        for &w in words {
+            s = s.wrapping_add(w);
+            carry += (s < w) as u32;
+        }
+        add_carry(s, carry)
+    }
 }
+
+#[cfg(not(all(target_arch = "mips", target_endian = "little")))]
+use portable::sum_address_order;
+
+/// The hand-written sum for little-endian MIPS32 before release 6 (which dropped `maddu`).
+#[cfg(all(target_arch = "mips", target_endian = "little"))]
+mod mips {
+    use super::add_carry;
+
+    /// The sum of `data` in address order (see the module docs), unfolded: congruent to
+    /// it modulo 0xFFFF, zero only if every byte is zero.
+    ///
+    /// HI:LO = 0, then HI:LO += x × 1 for each x: an odd first byte `b << 8` (the
+    /// address is odd) and, at an address 2 modulo 4, a halfword (its native value is in
+    /// address order); the aligned words, 16 a loop pass with each load one
+    /// instruction ahead of its `maddu`, then 8, 4, 2 and 1 for the rest; the tail, a
+    /// halfword and an even byte `b`. Every load is inside `data`. HI:LO ≡ HI + LO modulo
+    /// 0xFFFF (2^32 ≡ 1), and HI (a count of carries) is far below 2^32.
+    ///
+    /// Rust cannot name HI and LO as asm operands or clobbers, so the compiler cannot be
+    /// told that the asm writes them: the asm saves them first and restores them last (4
+    /// instructions), so that it may be inlined anywhere, even between a compiler's
+    /// `multu` and its `mflo`.
+    #[inline(always)]
+    pub(super) fn sum_address_order(data: &[u8]) -> u32 {
+        let hi: u32;
+        let lo: u32;
+        // SAFETY: reads bytes, halfwords and words of `data`, each inside it and aligned
+        // to its size; writes only the registers named below and HI:LO, which it
+        // restores. No stack. `.set noat`: the compiler may give an operand $1 ($at), and
+        // no instruction here is a macro that needs $at.
+        unsafe {
+            core::arch::asm!(
+                ".set push",
+                ".set noreorder",
+                ".set noat",
+                "mfhi {save_hi}",
+                "mflo {save_lo}",
+                "mthi $zero",
+                "mtlo $zero",
+                "addiu {one}, $zero, 1",
+                "andi {t}, {p}, 3",
+                "beqz {t}, 2f",
+                "addu {e}, {p}, {len}",
+                // Head. An odd first byte: `b << 8`.
+                "andi {t}, {p}, 1",
+                "beqz {t}, 1f",
+                "nop",
+                "beq {p}, {e}, 9f",
+                "nop",
+                "lbu {a}, 0({p})",
+                "addiu {p}, {p}, 1",
+                "sll {a}, {a}, 8",
+                "maddu {a}, {one}",
+                // Then, at an address 2 mod 4, a halfword if two bytes are left, else the tail.
+                "1:",
+                "andi {t}, {p}, 2",
+                "beqz {t}, 2f",
+                "subu {t}, {e}, {p}",
+                "sltiu {t}, {t}, 2",
+                "bnez {t}, 8f",
+                "nop",
+                "lhu {a}, 0({p})",
+                "addiu {p}, {p}, 2",
+                "maddu {a}, {one}",
+                // Aligned: the words, 16 a pass, the last `maddu` in the delay slot.
+                "2:",
+                "subu {n}, {e}, {p}",
+                "srl {n}, {n}, 2",
+                "srl {end}, {n}, 4",
+                "beqz {end}, 4f",
+                "sll {end}, {end}, 6",
+                "addu {end}, {end}, {p}",
+                "3:",
+                "lw {a}, 0({p})",
+                "lw {b}, 4({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 8({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 12({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 16({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 20({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 24({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 28({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 32({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 36({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 40({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 44({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 48({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 52({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 56({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 60({p})",
+                "maddu {a}, {one}",
+                "addiu {p}, {p}, 64",
+                "bne {p}, {end}, 3b",
+                "maddu {b}, {one}",
+                // The rest, 0 to 15 words: 8, 4, 2, 1, each test's `andi` in
+                // the delay slot of the branch before it.
+                "4:",
+                "andi {t}, {n}, 8",
+                "beqz {t}, 20f",
+                "andi {t}, {n}, 4",
+                "lw {a}, 0({p})",
+                "lw {b}, 4({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 8({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 12({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 16({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 20({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 24({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 28({p})",
+                "maddu {a}, {one}",
+                "addiu {p}, {p}, 32",
+                "maddu {b}, {one}",
+                "20:",
+                "beqz {t}, 21f",
+                "andi {t}, {n}, 2",
+                "lw {a}, 0({p})",
+                "lw {b}, 4({p})",
+                "maddu {a}, {one}",
+                "lw {a}, 8({p})",
+                "maddu {b}, {one}",
+                "lw {b}, 12({p})",
+                "maddu {a}, {one}",
+                "addiu {p}, {p}, 16",
+                "maddu {b}, {one}",
+                "21:",
+                "beqz {t}, 22f",
+                "andi {t}, {n}, 1",
+                "lw {a}, 0({p})",
+                "lw {b}, 4({p})",
+                "maddu {a}, {one}",
+                "addiu {p}, {p}, 8",
+                "maddu {b}, {one}",
+                "22:",
+                "beqz {t}, 23f",
+                "nop",
+                "lw {a}, 0({p})",
+                "addiu {p}, {p}, 4",
+                "maddu {a}, {one}",
+                "23:",
+                // Tail, 0 to 3 bytes from an aligned address: a halfword, then an even byte `b`.
+                "subu {t}, {e}, {p}",
+                "andi {t}, {t}, 2",
+                "beqz {t}, 8f",
+                "nop",
+                "lhu {a}, 0({p})",
+                "addiu {p}, {p}, 2",
+                "maddu {a}, {one}",
+                "8:",
+                "beq {p}, {e}, 9f",
+                "nop",
+                "lbu {a}, 0({p})",
+                "maddu {a}, {one}",
+                "9:",
+                "mfhi {hi}",
+                "mflo {lo}",
+                "mthi {save_hi}",
+                "mtlo {save_lo}",
+                ".set pop",
+                p = inout(reg) data.as_ptr() => _,
+                len = in(reg) data.len(),
+                hi = out(reg) hi,
+                lo = out(reg) lo,
+                save_hi = out(reg) _,
+                save_lo = out(reg) _,
+                one = out(reg) _,
+                e = out(reg) _,
+                n = out(reg) _,
+                end = out(reg) _,
+                t = out(reg) _,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, readonly, preserves_flags),
+            );
+        }
+        add_carry(lo, hi)
+    }
+}
+
+#[cfg(all(target_arch = "mips", target_endian = "little"))]
+use mips::sum_address_order;
 
 impl Checksum {
     /// An empty sum.
@@ -77,11 +320,13 @@ impl Checksum {
     /// Adds bytes that follow everything added so far.
     #[inline]
     pub fn add(&mut self, data: &[u8]) {
-        let mut s = sum_even(data);
-        if self.odd {
-            s = s.swap_bytes();
-        }
-        self.acc += s as u32;
+        let s = sum_address_order(data);
+        // To network order at this position: swapped (rotated by 8 before folding) if
+        // the data starts at an even address (little-endian), and once more if it
+        // starts at an odd position of the bytes summed so far.
+        let even = data.as_ptr() as usize & 1 == 0;
+        let swap = (even == cfg!(target_endian = "little")) != self.odd;
+        self.acc += fold(s.rotate_right(8 * swap as u32)) as u32;
         self.odd ^= data.len() & 1 == 1;
     }
 
@@ -139,10 +384,18 @@ pub fn pseudo_header(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> C
 
 /// Updates a checksum field for a 16-bit field that changed from `old` to `new`
 /// (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).
+///
+/// Eqn. 3 cannot tell a sum of +0 (every other word zero) from -0, and gives 0x0000
+/// for both; only 0xFFFF is right for +0 (an all-zero echo request's reply, found by
+/// the `net_stack` fuzz target), and 0xFFFF is equally right for -0, so 0x0000 is
+/// never returned.
 #[inline(always)]
 pub const fn adjust(field: u16, old: u16, new: u16) -> u16 {
     let s = (!field) as u32 + (!old) as u32 + new as u32;
-    !fold(s)
+    match !fold(s) {
+        0 => 0xFFFF,
+        c => c,
+    }
 }
 
 #[cfg(test)]

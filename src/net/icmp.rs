@@ -47,3 +47,19 @@ pub fn make_echo_reply(msg: &mut [u8]) -> Option<()> {
     h[2..4].copy_from_slice(&c.to_be_bytes());
     Some(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_to_an_all_zero_request_verifies() {
+        // Type 8, everything else zero: the request's checksum is !0x0800 = 0xF7FF; the
+        // reply's words are all zero, so its checksum must be 0xFFFF, not 0x0000.
+        let mut msg = [8, 0, 0xF7, 0xFF, 0, 0, 0, 0];
+        assert_eq!(check_echo_request(&msg), Ok(()));
+        make_echo_reply(&mut msg).unwrap();
+        assert_eq!(msg, [0, 0, 0xFF, 0xFF, 0, 0, 0, 0]);
+        assert_eq!(checksum(&msg), 0);
+    }
+}

@@ -177,6 +177,16 @@ impl Ipv4Config {
         dst == self.address || d == u32::MAX || (self.on_link(dst) && d | self.mask() == u32::MAX)
     }
 
+    /// Whether `src` may be the source of a packet we answer (RFC 1122 §3.2.1.3, RFC 9293
+    /// MUST-63): not 0.0.0.0 (this host, only valid in a few bootstrap protocols), not a
+    /// broadcast (limited or our subnet's), not multicast (224/4), not loopback (127/8),
+    /// not the reserved 240/4, and not our own address.
+    pub fn valid_source(&self, src: [u8; 4]) -> bool {
+        let s = u32::from_be_bytes(src);
+        let directed_broadcast = self.on_link(src) && s | self.mask() == u32::MAX;
+        !(s == 0 || src[0] == 127 || src[0] >= 224 || directed_broadcast || src == self.address)
+    }
+
     /// The next hop towards `dst`.
     pub fn next_hop(&self, dst: [u8; 4]) -> [u8; 4] {
         if self.on_link(dst) { dst } else { self.gateway }

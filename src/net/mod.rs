@@ -67,6 +67,9 @@ pub struct NetStats {
     pub ip_fragments: u32,
     /// IPv4 packets for another address.
     pub ip_not_for_us: u32,
+    /// Packets from a source no reply may go to (0.0.0.0, broadcast, multicast,
+    /// loopback, ourselves): dropped, RFC 1122 §3.2.1.3.
+    pub ip_bad_source: u32,
     /// IPv4 packets of a protocol other than ICMP and TCP.
     pub ip_unknown_protocol: u32,
     /// ICMP messages dropped: truncated.
@@ -445,6 +448,10 @@ fn handle_ipv4<H: TcpHandler>(
     let (src, dst, proto) = (pkt.src(), pkt.dst(), pkt.protocol());
     if !link.ip.accepts(dst) {
         stats.ip_not_for_us += 1;
+        return Verdict::Done;
+    }
+    if !link.ip.valid_source(src) {
+        stats.ip_bad_source += 1;
         return Verdict::Done;
     }
     // Replies go to the next hop's address as ARP knows it; the frame's source address is

@@ -227,6 +227,8 @@ pub struct WssStats {
     pub refused: u32,
     /// Connections refused because every client slot was taken (503).
     pub refused_full: u32,
+    /// Of those, 503s TCP had no room for (the peer's window was shut): closed bare.
+    pub refused_unsent: u32,
     /// Plain HTTP pages served.
     pub pages: u32,
     /// Handshakes dropped for taking too long.
@@ -1269,8 +1271,9 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
                 None,
                 None,
                 0,
-            ) {
-                let _ = send_all(tcp, conn, head.get(..n).unwrap_or_default());
+            ) && !send_all(tcp, conn, head.get(..n).unwrap_or_default())
+            {
+                self.core.stats.refused_unsent += 1;
             }
             tcp.close(conn);
             return;

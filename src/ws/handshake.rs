@@ -289,6 +289,14 @@ pub struct RequestParser {
     matched: u8,
     get: bool,
     version_ok: bool,
+    /// A header value's piece ended with a CR: the next byte must be its LF.
+    cr_pending: bool,
+    /// Host lines seen (RFC 9112 §3.2: exactly one), and whether a Host value had a
+    /// blank inside it (invalid: `uri-host [ ":" port ]` has none).
+    host_lines: u8,
+    host_bad: bool,
+    /// Within a Host value: 1 after its first non-blank byte, 2 after a blank following it.
+    host_run: u8,
     major: u8,
     minor: u8,
     header: Header,
@@ -315,6 +323,10 @@ impl RequestParser {
             matched: 0,
             get: true,
             version_ok: false,
+            cr_pending: false,
+            host_lines: 0,
+            host_bad: false,
+            host_run: 0,
             major: 0,
             minor: 0,
             header: Header::Other,
@@ -356,6 +368,14 @@ impl RequestParser {
     /// the value of a header nobody reads (User-Agent, Accept-*, cookies: most of a
     /// browser's request) is only scanned for its end.
     pub fn feed(&mut self, data: &[u8], config: &HandshakeConfig) -> Progress {
+        // Only the bytes within `max_request_bytes` are looked at, so the answer to a
+        // request that passes the limit (431) cannot depend on where it was cut: a
+        // malformed byte beyond the limit is never seen (found by the fuzz target).
+        let room = usize::from(config.max_request_bytes.saturating_sub(self.seen));
+        let (data, over) = match data.get(..room) {
+            Some(window) if window.len() < data.len() => (window, true),
+            _ => (data, false),
+        };
         let mut i = 0;
         while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
             if self.phase == Phase::Done {
@@ -370,7 +390,7 @@ impl RequestParser {
                     Ok(0)
                 }
                 Phase::Name => self.name_run(rest),
-                Phase::ValueStart | Phase::Value => Ok(self.value_run(rest, config)),
+                Phase::ValueStart | Phase::Value => self.value_run(rest, config),
                 _ => self.step(first, config).map(|()| 1),
             };
             let used = match used {
@@ -378,13 +398,13 @@ impl RequestParser {
                 Err(s) => return Progress::Refused(s),
             };
             self.seen = self.seen.saturating_add(used.min(u16::MAX as usize) as u16);
-            if self.seen > config.max_request_bytes {
-                return Progress::Refused(Status::HeadersTooLarge);
-            }
             i += used;
         }
         if self.phase == Phase::Done {
             return Progress::Complete(i);
+        }
+        if over {
+            return Progress::Refused(Status::HeadersTooLarge);
         }
         Progress::NeedMore
     }
@@ -418,9 +438,22 @@ impl RequestParser {
     }
 
     /// Header-value bytes up to and including the line feed. Returns the bytes used.
-    fn value_run(&mut self, rest: &[u8], config: &HandshakeConfig) -> usize {
+    fn value_run(&mut self, rest: &[u8], config: &HandshakeConfig) -> Result<usize, Status> {
         let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
         let mut run = rest.get(..end).unwrap_or_default();
+        // RFC 9112 §2.2: a bare CR (one not followed by LF) makes the request invalid;
+        // dropping it instead would let "AQID\rBAUG..." pass as one key. The CR before
+        // the LF may end this piece, its LF starting the next one.
+        if core::mem::take(&mut self.cr_pending) && end != 0 {
+            return Err(Status::BadRequest);
+        }
+        if let Some((b'\r', before)) = run.split_last() {
+            run = before;
+            self.cr_pending = end == rest.len();
+        }
+        if run.contains(&b'\r') {
+            return Err(Status::BadRequest);
+        }
         if self.phase == Phase::ValueStart {
             run = run.trim_ascii_start();
             if !run.is_empty() {
@@ -428,26 +461,35 @@ impl RequestParser {
             }
         }
         match self.header {
-            Header::Other | Header::Host => {}
+            Header::Other => {}
+            Header::Host => {
+                for &b in run {
+                    let blank = b == b' ' || b == b'\t';
+                    self.host_run = match (blank, self.host_run) {
+                        (false, 2) => {
+                            self.host_bad = true;
+                            2
+                        }
+                        (false, _) => 1,
+                        (true, 0) => 0,
+                        (true, _) => 2,
+                    };
+                }
+            }
             Header::Upgrade | Header::Connection | Header::Protocol => {
                 for &b in run {
                     self.list_byte(b, config);
                 }
             }
-            // A single value, whole (trailing blanks trimmed at its end); the CR before
-            // the line feed is not part of it.
-            Header::Key | Header::Version | Header::Origin => {
-                for part in run.split(|&b| b == b'\r') {
-                    self.scratch.append(part);
-                }
-            }
+            // A single value, whole (trailing blanks trimmed at its end).
+            Header::Key | Header::Version | Header::Origin => self.scratch.append(run),
         }
         if end == rest.len() {
-            return end;
+            return Ok(end);
         }
         self.end_value(config);
         self.phase = Phase::LineStart;
-        end + 1
+        Ok(end + 1)
     }
 
     fn step(&mut self, b: u8, config: &HandshakeConfig) -> Result<(), Status> {
@@ -546,7 +588,6 @@ impl RequestParser {
                     self.end_token(config);
                 }
             }
-            b'\r' => {}
             _ => self.scratch.append(&[b]),
         }
     }
@@ -574,7 +615,12 @@ impl RequestParser {
         // A single value that did not fit cannot match anything.
         let single: &[u8] = self.scratch.get().map_or(b"\xff", <[u8]>::trim_ascii_end);
         match self.header {
-            Header::Host => self.request.host = true,
+            Header::Host => {
+                // RFC 9112 §3.2: more than one Host line, or an invalid value, is a 400.
+                self.host_lines = self.host_lines.saturating_add(1);
+                self.host_run = 0;
+                self.request.host = self.host_lines == 1 && !self.host_bad;
+            }
             Header::Key => {
                 // A second Sec-WebSocket-Key is refused (§11.3.1: it must not appear more
                 // than once): the request then has no valid key, and gets 400.
@@ -628,7 +674,10 @@ impl RequestParser {
     pub fn verdict(&self) -> Status {
         let r = &self.request;
         if !self.version_ok {
-            return Status::VersionNotSupported;
+            // HTTP/1.0: RFC 6455 §4.2.1 asks for HTTP/1.1 or higher, and §4.2.2 answers a
+            // request that fails it with 400. Not 505, which RFC 9110 §15.6.6 keeps for a
+            // major version the server refuses (1.0 shares 1.1's).
+            return Status::BadRequest;
         }
         if !self.get {
             return Status::MethodNotAllowed;

@@ -131,8 +131,23 @@ impl WsClient {
         tb: &mut Testbed<F>,
         request: impl tungstenite::client::IntoClientRequest,
     ) -> WsClient {
+        WsClient::connect_request_on(&mut tb.peer, request)
+    }
+
+    /// Opens a WebSocket to the board's `path` from `peer`, a smoltcp host that may sit
+    /// inside another station (a testbed whose peer wraps it).
+    pub fn connect_on(peer: &mut PeerHost, path: &str) -> WsClient {
+        let uri: tungstenite::http::Uri = format!("ws://192.168.7.2{path}").parse().unwrap();
+        WsClient::connect_request_on(peer, ClientRequestBuilder::new(uri))
+    }
+
+    /// [`WsClient::connect_request`] from `peer`.
+    pub fn connect_request_on(
+        peer: &mut PeerHost,
+        request: impl tungstenite::client::IntoClientRequest,
+    ) -> WsClient {
         let request: Request = request.into_client_request().expect("request");
-        let h = tb.peer.tcp_connect((BOARD_IP, 80), 256 * 1024, 256 * 1024);
+        let h = peer.tcp_connect((BOARD_IP, 80), 256 * 1024, 256 * 1024);
         let pipe = PipeStream::default();
         let config = WebSocketConfig::default().max_write_buffer_size(64 << 20);
         let phase =
@@ -313,7 +328,13 @@ pub struct RawClient {
 
 impl RawClient {
     pub fn connect<F: Firmware>(tb: &mut Testbed<F>) -> RawClient {
-        let h = tb.peer.tcp_connect((BOARD_IP, 80), 64 * 1024, 64 * 1024);
+        RawClient::connect_on(&mut tb.peer)
+    }
+
+    /// [`RawClient::connect`] from `peer`, a smoltcp host that may sit inside another
+    /// station.
+    pub fn connect_on(peer: &mut PeerHost) -> RawClient {
+        let h = peer.tcp_connect((BOARD_IP, 80), 64 * 1024, 64 * 1024);
         RawClient {
             h,
             got: Vec::new(),

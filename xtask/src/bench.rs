@@ -22,6 +22,13 @@
 //!    `handshake` is the sum of its two regions, `handshake_syn` (SYN to SYN-ACK) and
 //!    `handshake_upgrade` (the ACK with the upgrade request to the 101 response).
 //!
+//! `cargo xtask bench-target --profile NAME [--top N]` profiles one benchmark instead of
+//! printing the figures (see [`profile`]): after the normal runs it runs the firmware that
+//! measures NAME again with the plugin in profile mode, which counts the executions of
+//! each instruction address inside the region (for a sum such as `handshake`, inside each
+//! of its parts), and prints the instructions per function, symbolised from the ELF,
+//! most first, with the total, which must equal the benchmark's `instructions=` figure.
+//!
 //! `cargo xtask bench-target --pic32` builds the same benchmark code for the PIC32MZW1
 //! instead (see [`build_pic32`]): build only, nothing is run.
 //!
@@ -30,6 +37,8 @@
 //! expected benchmark is missing. The figures themselves are not judged.
 
 use crate::{TARGET, nightly_cargo, root, run};
+use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind, SymbolSection};
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -85,6 +94,7 @@ const BENCHES: &[(&str, Option<&str>)] = &[
     ("utf8_ascii4k", None),
     ("utf8_mixed4k", None),
     ("checksum1460", None),
+    ("checksum1460_off2", None),
     ("tcp_handshake", Some("peer_tcp_handshake")),
     ("tcp_echo16", Some("peer_tcp_echo16")),
     ("tcp_echo1400", Some("peer_tcp_echo1400")),
@@ -111,13 +121,47 @@ struct Region {
     bytes: Option<u64>,
     /// Exact instructions, from the plugin.
     instructions: u64,
+    /// The plugin's snapshot numbers of its begin and end marks (for a sum, of each part),
+    /// the windows of a profile.
+    windows: Vec<(u64, u64)>,
+    /// The firmware that measured it (an index into [`FIRMWARES`]).
+    firmware: usize,
+}
+
+/// What `bench-target` was asked for.
+enum Mode {
+    /// The figures of every benchmark.
+    Figures,
+    /// The PIC32 build.
+    Pic32,
+    /// The profile of one benchmark, the first `top` functions (all if `None`).
+    Profile { name: String, top: Option<usize> },
+}
+
+fn parse_args(args: &[String]) -> Result<Mode, String> {
+    let usage = "bench-target: usage: bench-target [--pic32 | --profile NAME [--top N]]";
+    match args {
+        [] => Ok(Mode::Figures),
+        [a] if a == "--pic32" => Ok(Mode::Pic32),
+        [a, name] if a == "--profile" => Ok(Mode::Profile {
+            name: name.clone(),
+            top: None,
+        }),
+        [a, name, t, n] if a == "--profile" && t == "--top" => Ok(Mode::Profile {
+            name: name.clone(),
+            top: Some(
+                n.parse()
+                    .map_err(|_| format!("{usage} (--top takes a number)"))?,
+            ),
+        }),
+        _ => Err(usage.to_string()),
+    }
 }
 
 pub fn run_benches(args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        None => {}
-        Some("--pic32") if args.len() == 1 => return build_pic32(),
-        Some(other) => return Err(format!("bench-target: unknown argument {other} (--pic32?)")),
+    let mode = parse_args(args)?;
+    if let Mode::Pic32 = mode {
+        return build_pic32();
     }
     let started = Instant::now();
     let out_dir = crate::target_dir().join("bench");
@@ -134,11 +178,28 @@ pub fn run_benches(args: &[String]) -> Result<(), String> {
     run(c)?;
 
     let mut regions = Vec::new();
-    for f in &FIRMWARES {
-        let elf = crate::target_dir().join(TARGET).join("release").join(f.bin);
-        regions.extend(run_firmware(&elf, &plugin, &out_dir, f.label)?);
+    for (i, f) in FIRMWARES.iter().enumerate() {
+        let mut r = run_firmware(&elf_of(f), &plugin, &out_dir, f.label, None)?;
+        r.iter_mut().for_each(|r| r.firmware = i);
+        regions.extend(r);
     }
     add_sums(&mut regions);
+
+    if let Mode::Profile { name, top } = mode {
+        let lines = profile(&name, top, &regions, &plugin, &out_dir)?;
+        for l in &lines {
+            println!("{l}");
+        }
+        let path = out_dir.join(format!("profile-{name}.txt"));
+        fs::write(&path, lines.join("\n") + "\n")
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!(
+            "xtask: profile of {name} done in {:.1} s; in {}",
+            started.elapsed().as_secs_f64(),
+            path.display()
+        );
+        return Ok(());
+    }
 
     let lines = summarise(&regions)?;
     for l in &lines {
@@ -200,13 +261,19 @@ fn build_plugin(out_dir: &Path) -> Result<PathBuf, String> {
     Ok(so)
 }
 
-/// Runs one firmware under QEMU with the plugin; returns its regions, instructions
-/// filled in.
+/// A benchmark image's ELF.
+fn elf_of(f: &Firmware) -> PathBuf {
+    crate::target_dir().join(TARGET).join("release").join(f.bin)
+}
+
+/// Runs one firmware under QEMU with the plugin (given `plugin_args`, its profile mode);
+/// returns its regions, instructions filled in.
 fn run_firmware(
     elf: &Path,
     plugin: &Path,
     out_dir: &Path,
     label: &str,
+    plugin_args: Option<&str>,
 ) -> Result<Vec<Region>, String> {
     let uart_path = out_dir.join(format!("{label}.uart.txt"));
     let plugin_path = out_dir.join(format!("{label}.plugin.txt"));
@@ -229,7 +296,11 @@ fn run_firmware(
         "shift=0,sleep=off",
         "-plugin",
     ])
-    .arg(plugin)
+    .arg(match plugin_args {
+        // QEMU's option syntax: a comma in a value is written twice.
+        Some(a) => format!("{},{a}", plugin.display().to_string().replace(',', ",,")),
+        None => plugin.display().to_string(),
+    })
     .arg("-kernel")
     .arg(elf)
     .stdin(Stdio::null())
@@ -317,15 +388,17 @@ fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
         return Err(format!("{label}: the plugin lost snapshots"));
     }
     // Snapshots at the bracket addresses only: any other Count read is not a bracket.
-    let snaps: Vec<(u64, u64)> = plugin
+    // Each is (number, pc, instructions).
+    let snaps: Vec<(u64, u64, u64)> = plugin
         .lines()
-        .filter(|l| l.starts_with("mfc0snap: snap "))
+        .filter_map(|l| l.strip_prefix("mfc0snap: snap "))
         .filter_map(|l| {
+            let k = l.split_whitespace().next()?.parse().ok()?;
             let pc = parse_hex(field(l, "pc")?)?;
             let n = field(l, "insns")?.parse().ok()?;
-            Some((pc, n))
+            Some((k, pc, n))
         })
-        .filter(|(pc, _)| begins.contains(pc) || ends.contains(pc))
+        .filter(|(_, pc, _)| begins.contains(pc) || ends.contains(pc))
         .collect();
 
     let mut regions = Vec::new();
@@ -343,6 +416,8 @@ fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
             count,
             bytes,
             instructions: 0,
+            windows: Vec::new(),
+            firmware: 0,
         });
     }
     if snaps.len() != 2 * regions.len() {
@@ -353,7 +428,7 @@ fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
         ));
     }
     for (r, pair) in regions.iter_mut().zip(snaps.chunks_exact(2)) {
-        let [(b_pc, b), (e_pc, e)] = [pair[0], pair[1]];
+        let [(b_k, b_pc, b), (e_k, e_pc, e)] = [pair[0], pair[1]];
         if !begins.contains(&b_pc) || !ends.contains(&e_pc) || e < b {
             return Err(format!(
                 "{label}: region {} is not bracketed by a begin and an end mark \
@@ -362,6 +437,7 @@ fn pair(label: &str, uart: &str, plugin: &str) -> Result<Vec<Region>, String> {
             ));
         }
         r.instructions = e - b;
+        r.windows = vec![(b_k, e_k)];
         // Under icount shift=0 Count ticks once per 6 instructions.
         let expect = r.count * 6;
         if r.instructions.abs_diff(expect) > 12 {
@@ -388,6 +464,13 @@ fn add_sums(regions: &mut Vec<Region>) {
                     count: found.iter().map(|r| r.count).sum(),
                     bytes: None,
                     instructions: found.iter().map(|r| r.instructions).sum(),
+                    windows: found.iter().flat_map(|r| r.windows.clone()).collect(),
+                    // A profile of a sum needs its parts in one firmware.
+                    firmware: if found.iter().all(|r| r.firmware == found[0].firmware) {
+                        found[0].firmware
+                    } else {
+                        usize::MAX
+                    },
                 };
                 regions.push(sum);
             }
@@ -432,6 +515,185 @@ fn summarise(regions: &[Region]) -> Result<Vec<String>, String> {
     Ok(ours)
 }
 
+/// Profiles the region `name` (see the module docs); returns the report's lines.
+fn profile(
+    name: &str,
+    top: Option<usize>,
+    regions: &[Region],
+    plugin: &Path,
+    out_dir: &Path,
+) -> Result<Vec<String>, String> {
+    let region = regions.iter().find(|r| r.name == name).ok_or_else(|| {
+        let mut names: Vec<&str> = regions
+            .iter()
+            .map(|r| r.name.as_str())
+            .filter(|n| !n.ends_with(".warmup"))
+            .collect();
+        names.sort_unstable();
+        format!(
+            "profile: no benchmark {name}; there are {}",
+            names.join(" ")
+        )
+    })?;
+    let firmware = FIRMWARES
+        .get(region.firmware)
+        .ok_or_else(|| format!("profile: the parts of {name} are in different firmwares"))?;
+    let hist_path = out_dir.join(format!("profile-{name}.hist.txt"));
+    let mut args = format!(
+        "profile={}",
+        hist_path.display().to_string().replace(',', ",,")
+    );
+    for (from, to) in &region.windows {
+        args += &format!(",window={from}:{to}");
+    }
+    let label = format!("{}.profile-{name}", firmware.label);
+    let elf = elf_of(firmware);
+    let mut again = run_firmware(&elf, plugin, out_dir, &label, Some(&args))?;
+    add_sums(&mut again);
+    // The same run again, instrumented differently: the same snapshots must bracket the
+    // same instruction counts (the runs are deterministic under icount).
+    match again.iter().find(|r| r.name == name) {
+        Some(r) if r.instructions == region.instructions && r.windows == region.windows => {}
+        _ => {
+            return Err(format!(
+                "profile: the profile run of {} does not reproduce {name}'s figure",
+                firmware.label
+            ));
+        }
+    }
+
+    let hist = fs::read_to_string(&hist_path)
+        .map_err(|e| format!("{}: {e} (no profile written)", hist_path.display()))?;
+    if hist.lines().next().is_none_or(|h| h.contains("LOST")) {
+        return Err(format!(
+            "{}: the plugin lost addresses",
+            hist_path.display()
+        ));
+    }
+    let mut counts: Vec<(u64, u64)> = Vec::new();
+    for l in hist.lines().filter(|l| !l.starts_with('#')) {
+        let mut w = l.split_whitespace();
+        match (
+            w.next().and_then(parse_hex),
+            w.next().and_then(|n| n.parse().ok()),
+        ) {
+            (Some(pc), Some(n)) => counts.push((pc, n)),
+            _ => return Err(format!("{}: bad line {l}", hist_path.display())),
+        }
+    }
+    let total: u64 = counts.iter().map(|(_, n)| n).sum();
+    if total != region.instructions {
+        return Err(format!(
+            "profile: the histogram of {name} adds up to {total} instructions, \
+             not its {}",
+            region.instructions
+        ));
+    }
+
+    let symbols = Symbols::read(&elf)?;
+    let mut per_function: HashMap<String, u64> = HashMap::new();
+    for (pc, n) in counts {
+        *per_function.entry(symbols.function_of(pc)).or_default() += n;
+    }
+    let mut rows: Vec<(String, u64)> = per_function.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(profile_lines(
+        name,
+        firmware.label,
+        region.instructions,
+        &rows,
+        top,
+    ))
+}
+
+/// The profile report: a header, one line per function (the first `top`), the total.
+fn profile_lines(
+    name: &str,
+    firmware: &str,
+    instructions: u64,
+    rows: &[(String, u64)],
+    top: Option<usize>,
+) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "profile {name} instructions={instructions} functions={} firmware={firmware}",
+            rows.len()
+        ),
+        format!("{:>12} {:>7}  function", "instructions", "%"),
+    ];
+    let shown = top.unwrap_or(rows.len()).min(rows.len());
+    for (f, n) in &rows[..shown] {
+        let pct = 100.0 * *n as f64 / instructions.max(1) as f64;
+        lines.push(format!("{n:>12} {pct:>6.2}%  {f}"));
+    }
+    if shown < rows.len() {
+        let rest: u64 = rows[shown..].iter().map(|(_, n)| n).sum();
+        let pct = 100.0 * rest as f64 / instructions.max(1) as f64;
+        lines.push(format!(
+            "{rest:>12} {pct:>6.2}%  ({} more functions)",
+            rows.len() - shown
+        ));
+    }
+    let sum: u64 = rows.iter().map(|(_, n)| n).sum();
+    lines.push(format!("{sum:>12} {:>6.2}%  total", 100.0));
+    lines
+}
+
+/// The code symbols of an ELF, by address, for attributing instruction addresses to
+/// functions (and to the labels of hand-written assembly, such as the vector).
+struct Symbols {
+    /// (address, demangled name), sorted by address, one per address.
+    by_address: Vec<(u64, String)>,
+}
+
+impl Symbols {
+    fn read(elf: &Path) -> Result<Symbols, String> {
+        let data = fs::read(elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+        let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
+        // (address, preference, name): functions before other labels, global before
+        // local, at the same address.
+        let mut all: Vec<(u64, u8, String)> = Vec::new();
+        for sym in file.symbols() {
+            let SymbolSection::Section(index) = sym.section() else {
+                continue;
+            };
+            let code = file
+                .section_by_index(index)
+                .is_ok_and(|s| s.kind() == SectionKind::Text);
+            let Ok(raw) = sym.name() else { continue };
+            if !code
+                || raw.is_empty()
+                || raw.starts_with(".L")
+                || raw.starts_with('$')
+                || matches!(sym.kind(), SymbolKind::Section | SymbolKind::File)
+            {
+                continue;
+            }
+            let preference =
+                u8::from(sym.kind() != SymbolKind::Text) * 2 + u8::from(!sym.is_global());
+            let name = format!("{:#}", rustc_demangle::demangle(raw));
+            all.push((sym.address(), preference, name));
+        }
+        all.sort();
+        all.dedup_by_key(|(a, _, _)| *a);
+        if all.is_empty() {
+            return Err(format!("{}: no code symbols", elf.display()));
+        }
+        Ok(Symbols {
+            by_address: all.into_iter().map(|(a, _, n)| (a, n)).collect(),
+        })
+    }
+
+    /// The function (or label) `pc` is in: the last symbol at or below it.
+    fn function_of(&self, pc: u64) -> String {
+        let i = self.by_address.partition_point(|(a, _)| *a <= pc);
+        match i.checked_sub(1).and_then(|i| self.by_address.get(i)) {
+            Some((_, name)) => name.clone(),
+            None => format!("<no symbol at {pc:#x}>"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +718,56 @@ mod tests {
             (r[1].name.as_str(), r[1].instructions, r[1].count),
             ("b", 12, 2)
         );
+        // The snapshot numbers bracketing each region: its profile window.
+        assert_eq!(
+            (r[0].windows.clone(), r[1].windows.clone()),
+            (vec![(0, 2)], vec![(3, 4)])
+        );
+    }
+
+    #[test]
+    fn arguments() {
+        let a = |v: &[&str]| parse_args(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(matches!(a(&[]), Ok(Mode::Figures)));
+        assert!(matches!(a(&["--pic32"]), Ok(Mode::Pic32)));
+        assert!(matches!(
+            a(&["--profile", "echo16"]),
+            Ok(Mode::Profile { name, top: None }) if name == "echo16"
+        ));
+        assert!(matches!(
+            a(&["--profile", "echo16", "--top", "25"]),
+            Ok(Mode::Profile { top: Some(25), .. })
+        ));
+        assert!(a(&["--profile"]).is_err());
+        assert!(a(&["--profile", "x", "--top", "many"]).is_err());
+        assert!(a(&["--pic32", "--profile", "x"]).is_err());
+    }
+
+    #[test]
+    fn profile_lines_show_the_top_and_the_rest() {
+        let rows = vec![
+            ("f".to_string(), 60),
+            ("g".to_string(), 30),
+            ("h".to_string(), 10),
+        ];
+        let l = profile_lines("x", "ours", 100, &rows, Some(2));
+        assert_eq!(l[0], "profile x instructions=100 functions=3 firmware=ours");
+        assert!(l[2].ends_with(" 60.00%  f") && l[2].trim_start().starts_with("60 "));
+        assert!(l[4].ends_with("(1 more functions)"));
+        assert!(l[5].trim_start().starts_with("100 ") && l[5].ends_with("total"));
+        assert_eq!(profile_lines("x", "ours", 100, &rows, None).len(), 6);
+    }
+
+    #[test]
+    fn addresses_map_to_the_last_symbol_at_or_below() {
+        let s = Symbols {
+            by_address: vec![(0x100, "a".into()), (0x180, "b".into())],
+        };
+        assert_eq!(s.function_of(0xfc), "<no symbol at 0xfc>");
+        assert_eq!(s.function_of(0x100), "a");
+        assert_eq!(s.function_of(0x17c), "a");
+        assert_eq!(s.function_of(0x180), "b");
+        assert_eq!(s.function_of(0x1000), "b");
     }
 
     #[test]
@@ -487,6 +799,8 @@ mod tests {
             count: n / 6,
             bytes: None,
             instructions: n,
+            windows: vec![(n, n + 1)],
+            firmware: 0,
         };
         let mut v = vec![
             r("handshake_syn", 600),
@@ -496,6 +810,8 @@ mod tests {
         add_sums(&mut v);
         let h = v.iter().find(|x| x.name == "handshake").unwrap();
         assert_eq!((h.instructions, h.count), (1800, 300));
+        // Profiled as its parts' windows together.
+        assert_eq!(h.windows, vec![(600, 601), (1200, 1201)]);
         assert!(!v.iter().any(|x| x.name == "peer_handshake"));
     }
 
@@ -506,6 +822,8 @@ mod tests {
             count: n / 6,
             bytes: None,
             instructions: n,
+            windows: vec![(n, n + 1)],
+            firmware: 0,
         };
         let all: Vec<Region> = BENCHES
             .iter()

@@ -185,6 +185,9 @@ pub struct TcpStats {
     pub half_open_evicted: u32,
     /// Connections refused for want of a slot (RST).
     pub refused_full: u32,
+    /// Handshake-completing ACKs dropped because no TX buffer was free for the
+    /// connection's first reply (the peer's retransmission completes it later).
+    pub accepts_deferred: u32,
     /// TIME-WAIT slots taken over by a new connection.
     pub time_wait_reused: u32,
     /// Data segments sent.
@@ -1174,6 +1177,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     return Verdict::Done;
                 }
             };
+            if !self.can_accept() {
+                return Verdict::Done;
+            }
             // A peer that answered our cookie has proven its address; an unproven
             // half-open entry gives way to it if the table is full.
             let Some(i) = self.take_slot().or_else(|| self.evict_half_open()) else {
@@ -1264,6 +1270,19 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let segments = (self.core.config.rx_segments.max(1) as u32)
             .min(self.rx_spare.saturating_sub(promised).max(1));
         (segments * OUR_MSS as u32).min(u16::MAX as u32) as u16
+    }
+
+    /// Whether a connection may be opened now: its first reply (a 101, or a 503 from a
+    /// full service) must find a TX buffer beyond the control reserve, or the layer above
+    /// could only close it without a word. If not, the handshake-completing ACK is
+    /// dropped and counted; the peer's next segment (its request, or its ACK of our
+    /// retransmitted SYN-ACK) completes the handshake once a buffer is released.
+    fn can_accept(&mut self) -> bool {
+        let ok = self.tx.free_buffers() > CONTROL_RESERVE;
+        if !ok {
+            self.core.stats.accepts_deferred += 1;
+        }
+        ok
     }
 
     /// A free slot, or the oldest TIME-WAIT slot (which yields under pressure).
@@ -1396,6 +1415,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     let ip = c.remote_ip;
                     self.reset_for(mac, ip, seg);
                 }
+                return Verdict::Done;
+            }
+            if !self.can_accept() {
                 return Verdict::Done;
             }
             self.established(handler, i, seg);
