@@ -184,6 +184,31 @@ proptest! {
     }
 }
 
+#[test]
+fn reference_encoder_matches_rfc4648_vectors() {
+    // RFC 4648 §10: what the properties above trust.
+    for (plain, enc) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
+        assert_eq!(encode(plain.as_bytes()), enc);
+    }
+}
+
+#[test]
+fn key_and_accept_value_extremes() {
+    for d in [[0u8; 20], [0xFF; 20], [0x80; 20]] {
+        assert_eq!(&encode_20(&d)[..], encode(&d).as_bytes());
+    }
+    assert_eq!(decode_key(b"AAAAAAAAAAAAAAAAAAAAAA=="), Some([0; 16]));
+    assert_eq!(decode_key(b"/////////////////////w=="), Some([0xFF; 16]));
+}
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// RFC 4648 §4 base64 with padding, a bit at a time.

@@ -1124,28 +1124,12 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             }
             TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => {
                 let Some(i) = self.slot_of(conn) else { return };
-                let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
-                let client = ClientId(i as u8);
-                if event == TcpEvent::Reset {
-                    emit(
-                        self.handler,
-                        &mut ctx,
-                        client,
-                        Event::Error(ErrorKind::Reset),
-                    );
-                } else if event == TcpEvent::TimedOut {
-                    emit(
-                        self.handler,
-                        &mut ctx,
-                        client,
-                        Event::Error(ErrorKind::TcpTimeout),
-                    );
-                }
-                if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
-                    *s = Slot::new();
-                    *r = RxState::Idle;
-                }
-                emit(self.handler, &mut ctx, client, Event::Closed);
+                let error = match event {
+                    TcpEvent::Reset => Some(ErrorKind::Reset),
+                    TcpEvent::TimedOut => Some(ErrorKind::TcpTimeout),
+                    _ => None,
+                };
+                self.release(tcp, i, error);
             }
             TcpEvent::Writable => {
                 let Some(i) = self.slot_of(conn) else { return };
@@ -1229,21 +1213,24 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             .max_by_key(|(_, (s, _))| now.since(s.since))
             .and_then(|(i, (s, _))| Some((i, s.conn?)))?;
         tcp.close(conn);
+        self.core.stats.idle_handshakes_preempted += 1;
+        self.release(tcp, i, Some(ErrorKind::Preempted));
+        Some(i)
+    }
+
+    /// The client's connection is gone (or given up): its error event, if any, then
+    /// its slot freed and `Closed`.
+    fn release(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, error: Option<ErrorKind>) {
         let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
-        ctx.stats.idle_handshakes_preempted += 1;
+        let client = ClientId(i as u8);
+        if let Some(kind) = error {
+            emit(self.handler, &mut ctx, client, Event::Error(kind));
+        }
         if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
             *s = Slot::new();
             *r = RxState::Idle;
         }
-        let client = ClientId(i as u8);
-        emit(
-            self.handler,
-            &mut ctx,
-            client,
-            Event::Error(ErrorKind::Preempted),
-        );
         emit(self.handler, &mut ctx, client, Event::Closed);
-        Some(i)
     }
 
     /// A TCP connection opened: a free slot, or 503.
@@ -1380,12 +1367,7 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             return;
         }
         tcp.close(conn);
-        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
-        if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
-            *s = Slot::new();
-            *r = RxState::Idle;
-        }
-        emit(self.handler, &mut ctx, ClientId(i as u8), Event::Closed);
+        self.release(tcp, i, None);
     }
 }
 
@@ -1512,18 +1494,7 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                 ClientState::Connecting if now.since(slot.since) >= config.handshake_timeout_ms => {
                     glue.core.stats.handshake_timeouts += 1;
                     tcp.abort(conn);
-                    let (mut ctx, rx, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
-                    emit(
-                        glue.handler,
-                        &mut ctx,
-                        client,
-                        Event::Error(ErrorKind::HandshakeTimeout),
-                    );
-                    if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
-                        *s = Slot::new();
-                        *r = RxState::Idle;
-                    }
-                    emit(glue.handler, &mut ctx, client, Event::Closed);
+                    glue.release(&mut tcp, i, Some(ErrorKind::HandshakeTimeout));
                 }
                 ClientState::Connected if config.idle_timeout_ms > 0 => {
                     let idle = now.since(slot.last_rx);
@@ -1545,18 +1516,7 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                 ClientState::Closing if now.since(slot.since) >= config.close_timeout_ms => {
                     glue.core.stats.close_timeouts += 1;
                     tcp.abort(conn);
-                    let (mut ctx, rx, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
-                    emit(
-                        glue.handler,
-                        &mut ctx,
-                        client,
-                        Event::Error(ErrorKind::CloseTimeout),
-                    );
-                    if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
-                        *s = Slot::new();
-                        *r = RxState::Idle;
-                    }
-                    emit(glue.handler, &mut ctx, client, Event::Closed);
+                    glue.release(&mut tcp, i, Some(ErrorKind::CloseTimeout));
                 }
                 _ => {}
             }
