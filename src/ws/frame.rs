@@ -166,31 +166,32 @@ impl HeaderParser {
         }
     }
 
-    /// Bytes the header needs, known once the first two are in.
-    fn needed(&self) -> usize {
-        if self.have < 2 {
-            return 2;
-        }
-        let masked = self.buf[1] & 0x80 != 0;
-        let ext = match self.buf[1] & 0x7F {
-            126 => 2,
-            127 => 8,
-            _ => 0,
-        };
-        2 + ext + if masked { 4 } else { 0 }
-    }
-
     /// Takes bytes from `data`; returns how many, and the header once complete (or the
     /// close code that fails the connection).
     fn feed(&mut self, data: &[u8]) -> (usize, Option<Result<FrameHeader, u16>>) {
+        // The usual case: a whole header at the start of a segment, parsed where it lies.
+        if self.have == 0
+            && let [b0, b1, ..] = *data
+        {
+            if let Err(code) = check_first_two(b0, b1) {
+                return (2, Some(Err(code)));
+            }
+            let need = client_header_len(b1);
+            if let Some(header) = data.get(..need) {
+                return (need, Some(parse(header)));
+            }
+        }
+        // Split between segments: collected byte by byte.
         let mut used = 0;
         loop {
-            let need = self.needed();
             let have = self.have as usize;
+            let need = match self.buf {
+                _ if have < 2 => 2,
+                [_, b1, ..] => client_header_len(b1),
+            };
             if have >= need {
-                let r = self.parse();
                 self.have = 0;
-                return (used, Some(r));
+                return (used, Some(parse(self.buf.get(..need).unwrap_or_default())));
             }
             let Some(&b) = data.get(used) else {
                 return (used, None);
@@ -202,63 +203,78 @@ impl HeaderParser {
             used += 1;
             if self.have == 2 {
                 // Fail fast on the first two bytes, before waiting for the rest.
-                if let Err(code) = self.check_first_two() {
+                if let Err(code) = check_first_two(self.buf[0], self.buf[1]) {
                     self.have = 0;
                     return (used, Some(Err(code)));
                 }
             }
         }
     }
+}
 
-    fn check_first_two(&self) -> Result<(), u16> {
-        let (b0, b1) = (self.buf[0], self.buf[1]);
-        // RSV1–3 must be 0: no extension was negotiated (§5.2).
-        if b0 & 0x70 != 0 {
-            return Err(code::PROTOCOL_ERROR);
-        }
-        let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
-        // Control frames: not fragmented, payload of 125 bytes at most (§5.5).
-        if opcode.is_control() && (b0 & 0x80 == 0 || b1 & 0x7F > 125) {
-            return Err(code::PROTOCOL_ERROR);
-        }
-        // Client frames must be masked (§5.1).
-        if b1 & 0x80 == 0 {
-            return Err(code::PROTOCOL_ERROR);
-        }
-        Ok(())
+/// The length of a client frame's header from its second byte (§5.2): 2, the extended
+/// payload length (0, 2 or 8), and the masking key (4, masked is checked first).
+fn client_header_len(b1: u8) -> usize {
+    let ext = match b1 & 0x7F {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+}
+
+/// What the first two bytes of a client frame alone make invalid (§5.2, §5.5, §5.1).
+fn check_first_two(b0: u8, b1: u8) -> Result<(), u16> {
+    // RSV1–3 must be 0: no extension was negotiated (§5.2).
+    if b0 & 0x70 != 0 {
+        return Err(code::PROTOCOL_ERROR);
     }
+    let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
+    // Control frames: not fragmented, payload of 125 bytes at most (§5.5).
+    if opcode.is_control() && (b0 & 0x80 == 0 || b1 & 0x7F > 125) {
+        return Err(code::PROTOCOL_ERROR);
+    }
+    // Client frames must be masked (§5.1).
+    if b1 & 0x80 == 0 {
+        return Err(code::PROTOCOL_ERROR);
+    }
+    Ok(())
+}
 
-    fn parse(&self) -> Result<FrameHeader, u16> {
-        let b = &self.buf;
-        let opcode = Opcode::from_bits(b[0] & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
-        let (len, at) = match b[1] & 0x7F {
-            // The length in the fewest bytes (§5.2: "the minimal number of bytes MUST be
-            // used"); a longer encoding fails the connection.
-            126 => match u16::from_be_bytes([b[2], b[3]]) {
-                l if l < 126 => return Err(code::PROTOCOL_ERROR),
-                l => (l as u64, 4),
-            },
-            127 => {
-                let l = u64::from_be_bytes([b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9]]);
-                // The most significant bit must be 0 (§5.2).
-                if l >> 63 != 0 || l <= 0xFFFF {
-                    return Err(code::PROTOCOL_ERROR);
-                }
-                (l, 10)
+/// Parses a whole header (`client_header_len` bytes, first two checked).
+fn parse(b: &[u8]) -> Result<FrameHeader, u16> {
+    let [b0, b1, ..] = *b else {
+        return Err(code::PROTOCOL_ERROR);
+    };
+    let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
+    let (len, at) = match (b1 & 0x7F, b.get(2..)) {
+        // The length in the fewest bytes (§5.2: "the minimal number of bytes MUST be
+        // used"); a longer encoding fails the connection.
+        (126, Some(&[l0, l1, ..])) => match u16::from_be_bytes([l0, l1]) {
+            l if l < 126 => return Err(code::PROTOCOL_ERROR),
+            l => (l as u64, 4),
+        },
+        (127, Some(&[l0, l1, l2, l3, l4, l5, l6, l7, ..])) => {
+            let l = u64::from_be_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+            // The most significant bit must be 0 (§5.2).
+            if l >> 63 != 0 || l <= 0xFFFF {
+                return Err(code::PROTOCOL_ERROR);
             }
-            l => (l as u64, 2),
-        };
-        let mask = match b.get(at..at + 4) {
-            Some(&[m0, m1, m2, m3]) => [m0, m1, m2, m3],
-            _ => return Err(code::PROTOCOL_ERROR),
-        };
-        Ok(FrameHeader {
-            fin: b[0] & 0x80 != 0,
-            opcode,
-            len,
-            mask,
-        })
-    }
+            (l, 10)
+        }
+        (126 | 127, _) => return Err(code::PROTOCOL_ERROR),
+        (l, _) => (l as u64, 2),
+    };
+    let mask = match b.get(at..at + 4) {
+        Some(&[m0, m1, m2, m3]) => [m0, m1, m2, m3],
+        _ => return Err(code::PROTOCOL_ERROR),
+    };
+    Ok(FrameHeader {
+        fin: b0 & 0x80 != 0,
+        opcode,
+        len,
+        mask,
+    })
 }
 
 /// Where the receiver delivers what it decodes.

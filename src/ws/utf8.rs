@@ -31,14 +31,14 @@
 //! bytes still expected and the range the next one must fall in; every later one is
 //! 80..BF. A sequence may be split at any byte.
 //!
-//! Between characters, ASCII is skipped a 32-bit word at a time, eight aligned words
-//! (32 bytes) per loop iteration: a byte is ASCII iff its top bit is clear, so a block
-//! is all ASCII iff the OR of its words has no bit of `0x80808080` set. Only the bytes
-//! before the first aligned word and after the last one are looked at one by one (and
-//! the first 8 of a run, 4 at a time, since runs in text are often short). A multi-byte
-//! sequence that lies whole in the piece is checked in one step; only one cut by the end
-//! of a piece, or an invalid one, goes through the byte-by-byte state machine, which
-//! carries it over or finds the offending byte.
+//! Between characters the validator reads 4 bytes at a time, at any alignment (`lwl`/`lwr`
+//! on MIPS32). A lead byte at the front of the word starts a sequence of at most 4 bytes,
+//! so it lies whole in the word: one table entry gives its length, the range of its second
+//! byte and a mask for the top bits of the others, and the word is checked at once. A word
+//! of ASCII (no bit of `0x80808080` set) is skipped; two in a row hand over to a scan of
+//! aligned words, eight (32 bytes) per loop iteration. Only the last 3 bytes of a piece,
+//! a sequence cut by its end, or an invalid one go through the byte-by-byte state
+//! machine, which carries the sequence over or finds the offending byte.
 
 /// Where a message stopped being valid UTF-8.
 ///
@@ -144,44 +144,54 @@ const fn lead(b: u8) -> Option<(u8, u8, u8)> {
     }
 }
 
-/// [`lead`] as a table for the bytes C0..FF (index `b & 0x3F`), 128 bytes: the low byte
+/// [`lead`] as a table for the bytes 80..FF (index `b & 0x7F`), 512 bytes: the low byte
 /// is the lowest allowed next byte, bits 8..14 the width of the range less one, bits
-/// 14..16 the number of continuation bytes (0: not a lead byte).
-const LEADS: [u16; 64] = {
-    let mut t = [0u16; 64];
+/// 14..16 the number of continuation bytes less one, and bits 22, 23, 30 and 31 the top
+/// two bits of the third and fourth bytes as far as the sequence has them (see
+/// [`Utf8Validator::feed`]); 0 for a byte that cannot start a sequence. Continuation
+/// bytes have entries too, so that a lead byte costs no compare before the look-up.
+const LEADS: [u32; 128] = {
+    let mut t = [0u32; 128];
     let mut i = 0;
-    while i < 64 {
-        if let Some((n, lo, hi)) = lead(0xC0 | i as u8) {
-            t[i] = (n as u16) << 14 | ((hi - lo) as u16) << 8 | lo as u16;
+    while i < 128 {
+        if let Some((n, lo, hi)) = lead(0x80 | i as u8) {
+            let later = match n {
+                1 => 0,
+                2 => 0x00C0_0000,
+                _ => 0xC0C0_0000,
+            };
+            t[i] = later | (n as u32 - 1) << 14 | ((hi - lo) as u32) << 8 | lo as u32;
         }
         i += 1;
     }
     t
 };
 
+/// The [`LEADS`] entry of a byte that is not ASCII.
+#[inline(always)]
+fn lead_entry(b: u8) -> u32 {
+    // `& 0x7F` keeps the index in the table: no bounds check, no panic path.
+    LEADS[(b & 0x7F) as usize]
+}
+
+/// The length of the sequence a (non-zero) [`LEADS`] entry describes: 2 to 4.
+#[inline(always)]
+const fn entry_len(e: u32) -> usize {
+    ((e >> 14) as usize & 3) + 2
+}
+
 /// For a byte that is not ASCII: the number of continuation bytes and the range of the
 /// first one as (`lo`, `span`), from [`LEADS`]; `None` if it cannot start a sequence.
 #[inline(always)]
 fn classify(b: u8) -> Option<(u8, u8, u8)> {
-    if b < 0xC0 {
-        return None;
-    }
-    // `& 0x3F` keeps the index in the table: no bounds check, no panic path.
-    let e = LEADS[(b & 0x3F) as usize];
-    let n = (e >> 14) as u8;
-    (n != 0).then_some((n, e as u8, (e >> 8) as u8 & 0x3F))
+    let e = lead_entry(b);
+    (e != 0).then(|| (entry_len(e) as u8 - 1, e as u8, (e >> 8) as u8 & 0x3F))
 }
 
 /// `b` is in `lo..=lo + span` (one compare: below `lo` wraps around to above `span`).
 #[inline(always)]
 const fn within(b: u8, lo: u8, span: u8) -> bool {
     (b as u32).wrapping_sub(lo as u32) <= span as u32
-}
-
-/// `b` is a continuation byte, 80..BF.
-#[inline(always)]
-const fn is_cont(b: u8) -> bool {
-    (b as i8) < -64
 }
 
 /// The position, in memory order, of the first non-ASCII byte of a word that has one.
@@ -247,31 +257,6 @@ fn ascii_len(s: &[u8]) -> usize {
     }
 }
 
-/// What follows the run of ASCII at the start of `s`.
-#[inline]
-fn skip_ascii(mut s: &[u8]) -> &[u8] {
-    // Runs in text are often short (the letters between accented ones, the spaces between
-    // words of another script): the first 8 bytes are checked 4 at a time at any
-    // alignment, which costs less than setting up the aligned word scan; a longer run
-    // goes on there.
-    for _ in 0..2 {
-        match s {
-            [a, b, c, d, tail @ ..] if (a | b | c | d) < 0x80 => s = tail,
-            _ => {
-                // A non-ASCII byte among the next 4, or fewer than 4 left.
-                while let [c, tail @ ..] = s {
-                    if *c >= 0x80 {
-                        break;
-                    }
-                    s = tail;
-                }
-                return s;
-            }
-        }
-    }
-    s.get(ascii_len(s)..).unwrap_or_default()
-}
-
 impl Utf8Validator {
     /// A validator at the start of a message.
     #[inline(always)]
@@ -328,39 +313,65 @@ impl Utf8Validator {
                 lo = 0x80;
                 span = 0x3F;
             }
-            // Between characters.
-            loop {
-                let Some((&b, r)) = rest.split_first() else {
-                    break 'scan Ok(());
-                };
-                if b < 0x80 {
-                    rest = skip_ascii(rest);
+            // Between characters, while a word is left: 4 bytes at a time, wherever they
+            // start (`lwl`/`lwr` on MIPS32).
+            while let Some(&bytes) = rest.first_chunk::<4>() {
+                let w = u32::from_le_bytes(bytes);
+                if w & 0x80 != 0 {
+                    // A lead byte: a sequence of at most 4 bytes, so it lies whole in the
+                    // word. Its second byte in its own range, the ones after it 80..BF:
+                    // with every top bit flipped, none of the bits the entry names for
+                    // them set.
+                    let e = lead_entry(w as u8);
+                    if e == 0 {
+                        break 'scan Err(Utf8Error {
+                            offset: data.len() - rest.len(),
+                            prefix: 0,
+                            truncated: false,
+                        });
+                    }
+                    let (l, width) = (e as u8, (e >> 8) as u8 & 0x3F);
+                    let len = entry_len(e);
+                    if within((w >> 8) as u8, l, width)
+                        && ((w ^ HIGH) & e) >> 16 == 0
+                        && let Some(after) = rest.get(len..)
+                    {
+                        rest = after;
+                        continue;
+                    }
+                    // Invalid: byte by byte from the second, which finds the offending one.
+                    rest = rest.get(1..).unwrap_or_default();
+                    (need, seen, lo, span) = (len as u8 - 1, 1, l, width);
+                    continue 'scan;
+                }
+                if w & HIGH == 0 {
+                    // A run of ASCII: the first 8 bytes a word at a time, which costs
+                    // less than setting up the aligned scan; a longer run goes on there.
+                    rest = rest.get(4..).unwrap_or_default();
+                    if let Some(&next) = rest.first_chunk::<4>()
+                        && u32::from_le_bytes(next) & HIGH == 0
+                    {
+                        rest = rest.get(ascii_len(rest)..).unwrap_or_default();
+                    }
                     continue;
                 }
+                // ASCII up to the first byte that is not (1 to 3 bytes on).
+                rest = rest.get(first_high(w)..).unwrap_or_default();
+            }
+            // The last 3 bytes or fewer, one at a time.
+            let Some((&b, r)) = rest.split_first() else {
+                break 'scan Ok(());
+            };
+            rest = r;
+            if b >= 0x80 {
                 let Some((n, l, w)) = classify(b) else {
                     break 'scan Err(Utf8Error {
-                        offset: data.len() - rest.len(),
+                        offset: data.len() - rest.len() - 1,
                         prefix: 0,
                         truncated: false,
                     });
                 };
-                // Most sequences lie whole in the piece: check all their bytes at once.
-                match (n, r) {
-                    (1, [c1, tail @ ..]) if within(*c1, l, w) => rest = tail,
-                    (2, [c1, c2, tail @ ..]) if within(*c1, l, w) && is_cont(*c2) => rest = tail,
-                    (3, [c1, c2, c3, tail @ ..])
-                        if within(*c1, l, w) && is_cont(*c2) && is_cont(*c3) =>
-                    {
-                        rest = tail
-                    }
-                    // Cut short by the end of the piece, or invalid: byte by byte, which
-                    // carries the state over or finds the offending byte.
-                    _ => {
-                        rest = r;
-                        (need, seen, lo, span) = (n, 1, l, w);
-                        break;
-                    }
-                }
+                (need, seen, lo, span) = (n, 1, l, w);
             }
         };
         *self = Utf8Validator {
