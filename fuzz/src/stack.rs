@@ -623,6 +623,7 @@ impl Rig {
         );
         let icmp = n.icmp_malformed + n.icmp_bad_checksum + n.icmp_ignored + n.icmp_echo_replies;
         let ip_done = n.ip_bad_checksum
+            + n.ip_bad_source
             + n.ip_fragments
             + n.ip_malformed
             + n.ip_not_for_us

@@ -12,8 +12,10 @@
 //! - `autobahn`: the Autobahn suite (1.* to 10.*) by `kosoku` against the reference
 //!   firmware on the simulated board; see `autobahn.rs`.
 //! - `test`: everything CI runs (the README's test command): formatting, clippy, the host
-//!   tests, the target build, the footprint check with its self-test, and the target
-//!   benchmarks as a smoke test (they must run to the end; the figures are not judged).
+//!   tests, the host benchmarks (`cargo bench --bench host`, callgrind), the target build,
+//!   the footprint check with its self-test, and the target benchmarks; both sets of
+//!   benchmarks as smoke tests (they must run to the end, every reply checked; the
+//!   figures are printed, not judged).
 
 mod autobahn;
 mod bench;
@@ -160,6 +162,11 @@ fn test_all() -> Result<(), String> {
     run(c)?;
     let mut c = cargo();
     c.args(["test", "--workspace"]);
+    run(c)?;
+    // Needs valgrind and gungraun-runner (`.ci/run` installs them); fails if a benchmark
+    // does not run to the end or its reply is wrong.
+    let mut c = cargo();
+    c.args(["bench", "--bench", "host"]);
     run(c)?;
     size::run(&[])?;
     size::self_test()?;

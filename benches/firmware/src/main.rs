@@ -21,6 +21,9 @@ mod firmware {
     use critical_section::Mutex;
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::{Endpoint, inet_checksum};
+    use mzw1_bench_harness::inputs::{
+        Aligned, KERNEL_BYTES, MASK_KEY, SEGMENT_BYTES, ascii_text, mixed_text, unmask_input,
+    };
     use mzw1_bench_harness::runner::{self, Stack, TcpBench};
     use mzw1_bench_harness::ws::{KEYS, upgrade_accepted, upgrade_request};
     use mzw1_bench_harness::{BenchError, now, rt};
@@ -104,17 +107,12 @@ mod firmware {
         rt::exit(code)
     }
 
-    #[repr(C, align(4))]
-    struct Aligned([u8; 4096]);
-
     const WARMUP: [&str; 2] = [".warmup", ""];
 
     /// The kernels, on word-aligned 4 KiB (as payloads are in the DMA buffers).
     fn micro() -> Result<(), BenchError> {
-        let mut buf = Aligned([0; 4096]);
-        for (i, b) in buf.0.iter_mut().enumerate() {
-            *b = (i as u8).wrapping_mul(13).wrapping_add(7);
-        }
+        let mut buf = Aligned::new();
+        unmask_input(&mut buf.0);
         let original = buf.0;
 
         // The brackets themselves: what every micro-benchmark figure includes.
@@ -123,60 +121,42 @@ mod firmware {
             rt::report("", "bracket_empty", suffix, c, 0, None);
         }
 
-        let key = [0x37, 0xFA, 0x21, 0x3D];
         for suffix in WARMUP {
             let (c, ()) = rt::measure(|| {
-                mzw1_wss::ws::mask::apply_mask(black_box(key), 0, black_box(&mut buf.0[..]))
+                mzw1_wss::ws::mask::apply_mask(black_box(MASK_KEY), 0, black_box(&mut buf.0[..]))
             });
-            rt::report("", "unmask4k", suffix, c, 4096, None);
+            rt::report("", "unmask4k", suffix, c, KERNEL_BYTES, None);
         }
         // Applied twice: back to the original.
         if buf.0 != original {
             return Err(BenchError::WrongResult);
         }
 
-        for (i, b) in buf.0.iter_mut().enumerate() {
-            *b = b"The quick brown fox jumps over the lazy dog. "
-                .get(i % 45)
-                .copied()
-                .unwrap_or(b' ');
-        }
+        ascii_text(&mut buf.0);
         for suffix in WARMUP {
             let (c, r) = rt::measure(|| mzw1_wss::ws::utf8::validate(black_box(&buf.0[..])));
-            rt::report("", "utf8_ascii4k", suffix, c, 4096, None);
+            rt::report("", "utf8_ascii4k", suffix, c, KERNEL_BYTES, None);
             r.map_err(|_| BenchError::WrongResult)?;
         }
 
-        // Two-, three- and four-byte sequences only, whole characters, ASCII padding at
-        // the very end (at most 3 bytes).
-        let mut at = 0;
-        'fill: loop {
-            for ch in "é€😀ü中𝄞ß語🎉".chars() {
-                let n = ch.len_utf8();
-                let Some(dst) = buf.0.get_mut(at..at + n) else {
-                    break 'fill;
-                };
-                ch.encode_utf8(dst);
-                at += n;
-            }
-        }
-        if let Some(rest) = buf.0.get_mut(at..) {
-            rest.fill(b'.');
-        }
+        mixed_text(&mut buf.0);
         for suffix in WARMUP {
             let (c, r) = rt::measure(|| mzw1_wss::ws::utf8::validate(black_box(&buf.0[..])));
-            rt::report("", "utf8_mixed4k", suffix, c, 4096, None);
+            rt::report("", "utf8_mixed4k", suffix, c, KERNEL_BYTES, None);
             r.map_err(|_| BenchError::WrongResult)?;
         }
 
         // A full segment, word-aligned, and as a TCP segment sits in a frame buffer (the
         // TCP header 34 bytes in: 2 mod 4).
         for (name, at) in [("checksum1460", 0), ("checksum1460_off2", 2)] {
-            let segment = buf.0.get(at..at + 1460).ok_or(BenchError::WrongResult)?;
+            let segment = buf
+                .0
+                .get(at..at + SEGMENT_BYTES)
+                .ok_or(BenchError::WrongResult)?;
             for suffix in WARMUP {
                 let (c, sum) =
                     rt::measure(|| mzw1_wss::net::checksum::checksum(black_box(segment)));
-                rt::report("", name, suffix, c, 1460, None);
+                rt::report("", name, suffix, c, SEGMENT_BYTES, None);
                 if sum != inet_checksum(segment, 0) {
                     return Err(BenchError::WrongResult);
                 }
@@ -190,7 +170,7 @@ mod firmware {
     /// two, on random bytes, all-ones and all-zeros (not measured).
     fn checksum_agrees() -> Result<(), BenchError> {
         use mzw1_wss::net::checksum::{Checksum, checksum};
-        let mut buf = Aligned([0; 4096]);
+        let mut buf = Aligned::new();
         let mut x: u32 = 0x2545_F491;
         for fill in 0..3 {
             for b in buf.0.iter_mut() {

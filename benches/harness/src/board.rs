@@ -34,9 +34,11 @@ pub const PHY_ANSWER: u32 =
 
 /// Where the CPU sees physical address 0: KSEG0 (Malta RAM is cached KSEG0 from
 /// 0x80000000; QEMU models no caches, so the CPU and the "DMA" always agree).
+#[cfg(target_os = "none")]
 const KSEG0: usize = 0x8000_0000;
 
 /// The DMA window for buffers in KSEG0: physical = virtual & 0x1FFFFFFF.
+#[cfg(target_os = "none")]
 pub const WINDOW: DmaWindow = {
     // SAFETY: the stand-in controller reaches CPU address v at physical v - 0x80000000,
     // the KSEG0 mapping, for the whole RAM.
@@ -44,9 +46,43 @@ pub const WINDOW: DmaWindow = {
 };
 
 /// The CPU address of a physical address in RAM.
+#[cfg(target_os = "none")]
 #[inline]
 fn virt(phys: u32) -> usize {
     phys as usize | KSEG0
+}
+
+/// Where the host's DMA region starts (see [`host_window`]); 0 until it is set.
+#[cfg(not(target_os = "none"))]
+static HOST_VIRT_BASE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// The physical address the host's DMA region starts at: not 0, so that a null descriptor
+/// or buffer address still points nowhere, as on the silicon.
+#[cfg(not(target_os = "none"))]
+const HOST_PHYS_BASE: u32 = 0x1000;
+
+/// The DMA window on the host (`cargo bench --bench host`), where there is no fixed
+/// mapping to lean on: the region is a static anywhere in a 64-bit address space, so the
+/// window puts its first byte at physical [`HOST_PHYS_BASE`], and the stand-in
+/// controller undoes the same mapping. One region per process: a later call moves the
+/// mapping.
+#[cfg(not(target_os = "none"))]
+pub fn host_window<T>(region: *const T) -> DmaWindow {
+    let base = region as usize;
+    HOST_VIRT_BASE.store(base, core::sync::atomic::Ordering::Relaxed);
+    // SAFETY: the stand-in controller reaches CPU address v at physical
+    // v - base + HOST_PHYS_BASE (`virt` below), for the whole region, which the driver
+    // only ever hands it addresses in.
+    unsafe { DmaWindow::new(base, HOST_PHYS_BASE) }
+}
+
+/// The CPU address of a physical address in the host's DMA region.
+#[cfg(not(target_os = "none"))]
+#[inline]
+fn virt(phys: u32) -> usize {
+    HOST_VIRT_BASE
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .wrapping_add(phys.wrapping_sub(HOST_PHYS_BASE) as usize)
 }
 
 /// A register block's storage: words in RAM, as aligned as the silicon's.

@@ -14,8 +14,12 @@
 //!   frames and checks the replies.
 //! - [`ws`]: the WebSocket client: a browser's upgrade request, masked frames, and the
 //!   checks of the 101 response and of the echoed frames.
-//! - [`runner`] (target only): the TCP and WebSocket benchmarks, the same for every stack
-//!   under test.
+//! - [`runner`]: the TCP and WebSocket benchmarks, the same for every stack under test.
+//! - [`inputs`]: the inputs of the kernel micro-benchmarks.
+//!
+//! [`board`], [`client`], [`ws`], [`inputs`] and [`runner`] also build for the host, where
+//! `cargo bench --bench host` (`benches/host.rs` of `mzw1-wss`) runs the same steps on
+//! the same inputs and callgrind counts the instructions.
 //!
 //! The firmware reports on COM1, one line each:
 //! `marks begin=0xA,0xB end=0xC,0xD` (the addresses of the bracketing `mfc0`s), then
@@ -27,11 +31,12 @@
 
 pub mod board;
 pub mod client;
+pub mod inputs;
 pub mod ws;
 
 #[cfg(all(target_arch = "mips", target_os = "none"))]
 pub mod rt;
-#[cfg(all(target_arch = "mips", target_os = "none"))]
+#[cfg(any(all(target_arch = "mips", target_os = "none"), not(target_os = "none")))]
 pub mod runner;
 
 use core::sync::atomic::{AtomicU32, Ordering};

@@ -11,8 +11,15 @@
 //! [`TcpBench::ws_connect`]), then call [`TcpBench::exchange`] with the request bytes and
 //! the region's name, and check the reply it returns; list the name in
 //! `xtask/src/bench.rs`.
+//!
+//! On the host (`cargo bench --bench host`, instructions counted by callgrind) the same
+//! steps run with the stack's interrupt handler called directly and nothing measured
+//! here: a host benchmark sets the connection up with these steps, then takes one step
+//! apart (the `send_*` half, the interrupt, [`TcpBench::after_interrupt`] and the
+//! check half), so that callgrind counts the interrupt alone.
 use crate::board::{Board, Capture};
 use crate::client::{Endpoint, TcpClient, arp_request, parse_arp_reply};
+#[cfg(target_os = "none")]
 use crate::rt::{self, report, vector_165, vector_165_quiet};
 use crate::ws::{self, TEXT, UpgradeKey};
 use crate::{BenchError, advance};
@@ -26,6 +33,10 @@ pub struct Stack {
     pub poll: fn(),
     /// Whether the MAC reports the link up.
     pub link_up: fn() -> bool,
+    /// What vector 165 calls (the firmware's `mzw1_eth_interrupt`). Only on the host:
+    /// on the target the harness enters the vector itself, which calls it by name.
+    #[cfg(not(target_os = "none"))]
+    pub interrupt: fn(),
 }
 
 /// The client's station.
@@ -36,6 +47,40 @@ pub const CLIENT: Endpoint = Endpoint {
 
 /// The server's port.
 pub const PORT: u16 = 80;
+
+/// The longest text message [`TcpBench::ws_echo`] sends (one frame in one segment).
+pub const MAX_TEXT: usize = 1400;
+
+/// A WebSocket client of [`TcpBench::run_ws`]: its port, initial sequence number and
+/// upgrade key.
+#[derive(Clone, Copy, Debug)]
+pub struct WsClient {
+    /// The client's port.
+    pub port: u16,
+    /// Its initial sequence number.
+    pub isn: u32,
+    /// Its `Sec-WebSocket-Key`.
+    pub key: UpgradeKey,
+}
+
+/// The clients [`TcpBench::run_ws`] opens, in order: the first handshake is the warm-up
+/// (its connection stays open), the second is measured, and the echoes run on its
+/// connection.
+pub const WS_CLIENTS: [WsClient; 2] = [
+    WsClient {
+        port: 40010,
+        isn: 0x3000_0000,
+        key: ws::KEYS[0],
+    },
+    WsClient {
+        port: 40011,
+        isn: 0x4000_0000,
+        key: ws::KEYS[1],
+    },
+];
+
+/// The echoes [`TcpBench::run_ws`] measures, in order: payload bytes and region name.
+pub const WS_ECHOES: [(usize, &str); 2] = [(16, "echo16"), (1400, "echo1400")];
 
 /// Buffers too large for the stack.
 struct Scratch {
@@ -93,6 +138,11 @@ impl TcpBench {
         })
     }
 
+    /// What is put before every region name (`peer_` for the peers).
+    pub fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+
     /// The frames the last step sent from the interrupt.
     pub fn capture(&self) -> &Capture {
         &self.s.capture
@@ -105,15 +155,57 @@ impl TcpBench {
         self.board.settle(&mut self.s.after)
     }
 
+    /// Delivers the first `len` bytes of the frame buffer: the frame is in an RX
+    /// descriptor and the interrupt raised, not taken yet.
+    fn deliver(&mut self, len: usize) -> Result<(), BenchError> {
+        advance(1);
+        self.s.capture.clear();
+        self.board.deliver(self.s.frame.get(..len).unwrap_or(&[]))
+    }
+
+    /// After the interrupt: the frames it sent, completed into [`Self::capture`], then
+    /// the superloop pass.
+    pub fn after_interrupt(&mut self) -> Result<(), BenchError> {
+        self.board.settle(&mut self.s.capture)?;
+        self.poll()
+    }
+
+    /// Takes the interrupt a delivery raised, then [`Self::after_interrupt`]; under the
+    /// brackets as region `name` + `suffix` when `region` is given (`bytes` is the
+    /// payload for the per-byte figure, 0: none), unmeasured otherwise.
+    fn step(&mut self, region: Option<(&str, &str, usize)>) -> Result<(), BenchError> {
+        #[cfg(target_os = "none")]
+        {
+            let Some((name, suffix, bytes)) = region else {
+                vector_165_quiet();
+                return self.after_interrupt();
+            };
+            let count = vector_165();
+            self.board.settle(&mut self.s.capture)?;
+            report(
+                self.prefix,
+                name,
+                suffix,
+                count,
+                bytes,
+                Some(self.s.capture.len()),
+            );
+            self.poll()
+        }
+        // Nothing is measured here on the host (see the module's documentation).
+        #[cfg(not(target_os = "none"))]
+        {
+            let _ = region;
+            (self.stack.interrupt)();
+            self.after_interrupt()
+        }
+    }
+
     /// Delivers the first `len` bytes of the frame buffer and runs the interrupt
     /// unmeasured.
     pub fn quiet(&mut self, len: usize) -> Result<(), BenchError> {
-        advance(1);
-        self.s.capture.clear();
-        self.board.deliver(self.s.frame.get(..len).unwrap_or(&[]))?;
-        vector_165_quiet();
-        self.board.settle(&mut self.s.capture)?;
-        self.poll()
+        self.deliver(len)?;
+        self.step(None)
     }
 
     /// Delivers the first `len` bytes of the frame buffer and runs the interrupt under
@@ -126,20 +218,8 @@ impl TcpBench {
         suffix: &str,
         bytes: usize,
     ) -> Result<(), BenchError> {
-        advance(1);
-        self.s.capture.clear();
-        self.board.deliver(self.s.frame.get(..len).unwrap_or(&[]))?;
-        let count = vector_165();
-        self.board.settle(&mut self.s.capture)?;
-        report(
-            self.prefix,
-            name,
-            suffix,
-            count,
-            bytes,
-            Some(self.s.capture.len()),
-        );
-        self.poll()
+        self.deliver(len)?;
+        self.step(Some((name, suffix, bytes)))
     }
 
     /// Polls until the link is up.
@@ -181,17 +261,31 @@ impl TcpBench {
         isn: u32,
         region: Option<(&str, &str)>,
     ) -> Result<TcpClient, BenchError> {
+        let mut c = self.send_syn(port, isn)?;
+        self.step(region.map(|(name, suffix)| (name, suffix, 0)))?;
+        self.syn_acked(&mut c)?;
+        Ok(c)
+    }
+
+    /// The first half of [`Self::open`]: a client on `port` delivers its SYN.
+    pub fn send_syn(&mut self, port: u16, isn: u32) -> Result<TcpClient, BenchError> {
         let mut c = TcpClient::new(CLIENT, self.server, port, PORT, isn);
         let n = c.syn(&mut self.s.frame).ok_or(BenchError::NoSynAck)?;
-        match region {
-            Some((name, suffix)) => self.measured(n, name, suffix, 0)?,
-            None => self.quiet(n)?,
-        }
+        self.deliver(n)?;
+        Ok(c)
+    }
+
+    /// The second half of [`Self::open`]: the interrupt must have sent the SYN-ACK.
+    pub fn syn_acked(&self, c: &mut TcpClient) -> Result<(), BenchError> {
         let cap = &self.s.capture;
         let ok = (0..cap.len())
             .filter_map(|i| cap.frame(i))
             .any(|f| c.accept_syn_ack(f));
-        if ok { Ok(c) } else { Err(BenchError::NoSynAck) }
+        if ok {
+            Ok(())
+        } else {
+            Err(BenchError::NoSynAck)
+        }
     }
 
     /// Opens a connection from `port`; the SYN is region `tcp_handshake` + `suffix`
@@ -222,10 +316,21 @@ impl TcpBench {
         suffix: &str,
         bytes: usize,
     ) -> Result<&[u8], BenchError> {
+        self.send(c, request)?;
+        self.step(Some((name, suffix, bytes)))?;
+        self.reply(c)
+    }
+
+    /// The first half of [`Self::exchange`]: `request` on `c` is delivered.
+    pub fn send(&mut self, c: &mut TcpClient, request: &[u8]) -> Result<(), BenchError> {
         let n = c
             .data(request, &mut self.s.frame)
             .ok_or(BenchError::NoReply)?;
-        self.measured(n, name, suffix, bytes)?;
+        self.deliver(n)
+    }
+
+    /// The second half of [`Self::exchange`]: the data the interrupt sent back on `c`.
+    pub fn reply(&mut self, c: &mut TcpClient) -> Result<&[u8], BenchError> {
         let Scratch { capture, reply, .. } = &mut *self.s;
         let mut len = 0;
         for f in (0..capture.len()).filter_map(|i| capture.frame(i)) {
@@ -284,25 +389,33 @@ impl TcpBench {
 }
 
 impl TcpBench {
-    /// Opens a WebSocket from `port` as a browser does, in two measured regions: the SYN
+    /// Opens a WebSocket for `client` as a browser does, in two measured regions: the SYN
     /// (`handshake_syn` + `suffix`, up to the SYN-ACK), then the ACK completing the TCP
-    /// handshake carrying the upgrade request with `key` (`handshake_upgrade` +
+    /// handshake carrying the upgrade request with its key (`handshake_upgrade` +
     /// `suffix`, up to the 101 response). The response must be a right 101 with the
     /// right `Sec-WebSocket-Accept`.
-    pub fn ws_connect(
-        &mut self,
-        port: u16,
-        isn: u32,
-        key: &UpgradeKey,
-        suffix: &str,
-    ) -> Result<TcpClient, BenchError> {
-        let mut c = self.open(port, isn, Some(("handshake_syn", suffix)))?;
+    pub fn ws_connect(&mut self, client: &WsClient, suffix: &str) -> Result<TcpClient, BenchError> {
+        let mut c = self.open(client.port, client.isn, Some(("handshake_syn", suffix)))?;
+        self.send_upgrade(&mut c, &client.key)?;
+        self.step(Some(("handshake_upgrade", suffix, 0)))?;
+        self.upgraded(&mut c, &client.key)?;
+        Ok(c)
+    }
+
+    /// The upgrade request with `key` on `c` (which also completes the TCP handshake) is
+    /// delivered.
+    pub fn send_upgrade(&mut self, c: &mut TcpClient, key: &UpgradeKey) -> Result<(), BenchError> {
         let mut request = [0u8; 512];
         let n = ws::upgrade_request(key.key, &mut request).ok_or(BenchError::NoUpgrade)?;
         let req = request.get(..n).ok_or(BenchError::NoUpgrade)?;
-        let reply = self.exchange(&mut c, req, "handshake_upgrade", suffix, 0)?;
+        self.send(c, req)
+    }
+
+    /// The interrupt must have answered the upgrade with a right 101 for `key`.
+    pub fn upgraded(&mut self, c: &mut TcpClient, key: &UpgradeKey) -> Result<(), BenchError> {
+        let reply = self.reply(c)?;
         if ws::upgrade_accepted(reply, key.accept) {
-            Ok(c)
+            Ok(())
         } else {
             Err(BenchError::NoUpgrade)
         }
@@ -318,7 +431,15 @@ impl TcpBench {
         name: &str,
         suffix: &str,
     ) -> Result<(), BenchError> {
-        let mut buf = [0u8; 1400];
+        self.send_text(c, len)?;
+        self.step(Some((name, suffix, len)))?;
+        self.text_echoed(c, len)
+    }
+
+    /// The first half of [`Self::ws_echo`]: the masked frame with `len` bytes of
+    /// [`ws::text`] on `c` is delivered.
+    pub fn send_text(&mut self, c: &mut TcpClient, len: usize) -> Result<(), BenchError> {
+        let mut buf = [0u8; MAX_TEXT];
         let payload = buf.get_mut(..len).ok_or(BenchError::NoWsEcho)?;
         ws::text(payload);
         // A mask as a client draws it: a different one for every frame.
@@ -330,7 +451,16 @@ impl TcpBench {
         let mut frame = [0u8; 1460];
         let n = ws::masked_frame(TEXT, payload, mask, &mut frame).ok_or(BenchError::NoWsEcho)?;
         let request = frame.get(..n).ok_or(BenchError::NoWsEcho)?;
-        let reply = self.exchange(c, request, name, suffix, len)?;
+        self.send(c, request)
+    }
+
+    /// The second half of [`Self::ws_echo`]: the interrupt must have sent back the
+    /// unmasked frame with the `len` bytes of text.
+    pub fn text_echoed(&mut self, c: &mut TcpClient, len: usize) -> Result<(), BenchError> {
+        let mut buf = [0u8; MAX_TEXT];
+        let payload = buf.get_mut(..len).ok_or(BenchError::NoWsEcho)?;
+        ws::text(payload);
+        let reply = self.reply(c)?;
         if ws::is_echo_frame(reply, TEXT, payload) {
             Ok(())
         } else {
@@ -339,14 +469,15 @@ impl TcpBench {
     }
 
     /// The WebSocket benchmarks: link, ARP, an opening handshake measured twice (two
-    /// connections, both left open), then on the second connection a 16-byte and a
-    /// 1400-byte text echo, each measured twice.
+    /// connections, [`WS_CLIENTS`], both left open), then on the second connection a
+    /// 16-byte and a 1400-byte text echo ([`WS_ECHOES`]), each measured twice.
     pub fn run_ws(&mut self) -> Result<(), BenchError> {
+        let [first, second] = &WS_CLIENTS;
         self.link()?;
         self.arp()?;
-        let _a = self.ws_connect(40010, 0x3000_0000, &ws::KEYS[0], ".warmup")?;
-        let mut b = self.ws_connect(40011, 0x4000_0000, &ws::KEYS[1], "")?;
-        for (len, name) in [(16, "echo16"), (1400, "echo1400")] {
+        let _a = self.ws_connect(first, ".warmup")?;
+        let mut b = self.ws_connect(second, "")?;
+        for (len, name) in WS_ECHOES {
             self.ws_echo(&mut b, len, name, ".warmup")?;
             self.ws_echo(&mut b, len, name, "")?;
         }
@@ -358,6 +489,7 @@ impl TcpBench {
 
 /// The exit code for [`rt::exit`] of a benchmark group's result; a failure is printed
 /// as `error WHAT: reason`.
+#[cfg(target_os = "none")]
 pub fn outcome(what: &str, r: Result<(), BenchError>) -> u32 {
     match r {
         Ok(()) => 0,
@@ -369,6 +501,7 @@ pub fn outcome(what: &str, r: Result<(), BenchError>) -> u32 {
 }
 
 /// Prints the run's header: which firmware, and the marks.
+#[cfg(target_os = "none")]
 pub fn header(name: &str) {
     crate::say!("bench-firmware {name}");
     rt::print_marks();
