@@ -103,7 +103,17 @@ impl Sim {
             assert!(Instant::now() < end, "mzw1-sim did not stop on SIGINT");
             std::thread::sleep(Duration::from_millis(20));
         };
-        let rest: Vec<String> = self.output.try_iter().collect();
+        // The process has exited, but the reader thread may not have passed on its last
+        // lines yet (seen on a loaded machine: "stopped" missing): read until it sees
+        // the end of the output and drops its sender.
+        let mut rest = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.output.recv_timeout(left) {
+                Ok(line) => rest.push(line),
+                Err(_) => break,
+            }
+        }
         (status.code().unwrap_or(-1), rest)
     }
 }
