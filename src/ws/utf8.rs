@@ -35,7 +35,7 @@
 //! on MIPS32). A lead byte at the front of the word starts a sequence of at most 4 bytes,
 //! so it lies whole in the word: one table entry gives its length, the range of its second
 //! byte and a mask for the top bits of the others, and the word is checked at once. A word
-//! of ASCII (no bit of `0x80808080` set) is skipped; two in a row hand over to a scan of
+//! of ASCII (no bit of `0x80808080` set) is skipped; four in a row hand over to a scan of
 //! aligned words, eight (32 bytes) per loop iteration. Only the last 3 bytes of a piece,
 //! a sequence cut by its end, or an invalid one go through the byte-by-byte state
 //! machine, which carries the sequence over or finds the offending byte.
@@ -221,8 +221,9 @@ fn first_high_in<const N: usize>(block: &[u32; N]) -> usize {
     n
 }
 
-/// The length of the ASCII prefix of `s`.
-#[inline]
+/// The length of the ASCII prefix of `s`. Out of line: `feed` calls it only for long runs,
+/// and it is smaller than the registers it would take from the word loop.
+#[inline(never)]
 fn ascii_len(s: &[u8]) -> usize {
     // SAFETY: every bit pattern is a valid u32; `align_to` only reinterprets the aligned
     // middle of the slice, head and tail stay bytes.
@@ -292,87 +293,85 @@ impl Utf8Validator {
             mut span,
             ..
         } = *self;
-        let mut rest = data;
+        // The offset of the next byte to look at; never beyond `data.len()`.
+        let mut at = 0;
         let verdict = 'scan: loop {
             // Inside a sequence: the next byte within [lo, lo + span], the ones after it
             // 80..BF.
             while need != 0 {
-                let Some((&b, r)) = rest.split_first() else {
+                let Some(&b) = data.get(at) else {
                     break 'scan Ok(());
                 };
                 if !within(b, lo, span) {
                     break 'scan Err(Utf8Error {
-                        offset: data.len() - rest.len(),
+                        offset: at,
                         prefix: seen,
                         truncated: false,
                     });
                 }
-                rest = r;
+                at += 1;
                 need -= 1;
                 seen += 1;
                 lo = 0x80;
                 span = 0x3F;
             }
             // Between characters, while a word is left: 4 bytes at a time, wherever they
-            // start (`lwl`/`lwr` on MIPS32).
-            while let Some(&bytes) = rest.first_chunk::<4>() {
-                let w = u32::from_le_bytes(bytes);
+            // start (`lwl`/`lwr` on MIPS32). ASCII words in a row are counted: a run of
+            // more than 3 goes on in the aligned scan, which costs more to set up than
+            // the word loop spends on a short run between two characters.
+            let mut ascii_words = 0u32;
+            // Words start below `limit`: the 4 bytes from there are within `data`.
+            let limit = data.len().saturating_sub(3);
+            while at < limit {
+                // SAFETY: `at + 4 <= data.len()` (above), and an unaligned read of a `u32`
+                // is allowed from any address (`lwl`/`lwr`). No bounds check in the loop.
+                let w =
+                    u32::from_le(unsafe { data.as_ptr().add(at).cast::<u32>().read_unaligned() });
                 if w & 0x80 != 0 {
                     // A lead byte: a sequence of at most 4 bytes, so it lies whole in the
                     // word. Its second byte in its own range, the ones after it 80..BF:
                     // with every top bit flipped, none of the bits the entry names for
-                    // them set.
+                    // them set. An invalid lead or sequence goes byte by byte from the
+                    // lead, which finds the offending byte.
                     let e = lead_entry(w as u8);
-                    if e == 0 {
-                        break 'scan Err(Utf8Error {
-                            offset: data.len() - rest.len(),
-                            prefix: 0,
-                            truncated: false,
-                        });
+                    // The three tests OR-ed as integers: one branch.
+                    let bad = (e == 0) as u32
+                        | !within((w >> 8) as u8, e as u8, (e >> 8) as u8 & 0x3F) as u32
+                        | ((w ^ HIGH) & e) >> 16;
+                    if bad != 0 {
+                        break;
                     }
-                    let (l, width) = (e as u8, (e >> 8) as u8 & 0x3F);
-                    let len = entry_len(e);
-                    if within((w >> 8) as u8, l, width)
-                        && ((w ^ HIGH) & e) >> 16 == 0
-                        && let Some(after) = rest.get(len..)
-                    {
-                        rest = after;
-                        continue;
+                    // At most 4: still within `data`.
+                    at += entry_len(e);
+                    ascii_words = 0;
+                } else if w & HIGH == 0 {
+                    at += 4;
+                    ascii_words += 1;
+                    if ascii_words > 7 {
+                        at += data.get(at..).map_or(0, ascii_len);
+                        ascii_words = 0;
                     }
-                    // Invalid: byte by byte from the second, which finds the offending one.
-                    rest = rest.get(1..).unwrap_or_default();
-                    (need, seen, lo, span) = (len as u8 - 1, 1, l, width);
-                    continue 'scan;
+                } else {
+                    // ASCII up to the first byte that is not (1 to 3 bytes on).
+                    at += first_high(w);
+                    ascii_words = 0;
                 }
-                if w & HIGH == 0 {
-                    // A run of ASCII: the first 8 bytes a word at a time, which costs
-                    // less than setting up the aligned scan; a longer run goes on there.
-                    rest = rest.get(4..).unwrap_or_default();
-                    if let Some(&next) = rest.first_chunk::<4>()
-                        && u32::from_le_bytes(next) & HIGH == 0
-                    {
-                        rest = rest.get(ascii_len(rest)..).unwrap_or_default();
-                    }
-                    continue;
-                }
-                // ASCII up to the first byte that is not (1 to 3 bytes on).
-                rest = rest.get(first_high(w)..).unwrap_or_default();
             }
-            // The last 3 bytes or fewer, one at a time.
-            let Some((&b, r)) = rest.split_first() else {
+            // One byte: one of the last 3, or a sequence the word loop found invalid.
+            let Some(&b) = data.get(at) else {
                 break 'scan Ok(());
             };
-            rest = r;
             if b >= 0x80 {
                 let Some((n, l, w)) = classify(b) else {
                     break 'scan Err(Utf8Error {
-                        offset: data.len() - rest.len() - 1,
+                        offset: at,
                         prefix: 0,
                         truncated: false,
                     });
                 };
                 (need, seen, lo, span) = (n, 1, l, w);
             }
+            at += 1;
         };
         *self = Utf8Validator {
             need,
