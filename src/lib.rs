@@ -6,6 +6,7 @@
 #![no_std]
 #![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
+pub mod copy;
 pub mod mac;
 pub mod net;
 pub mod service;

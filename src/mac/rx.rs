@@ -308,7 +308,7 @@ impl RxFrame<'_, '_> {
         };
         match (s.get(from..from + len), d.get_mut(at..at + len)) {
             (Some(s), Some(d)) => {
-                d.copy_from_slice(s);
+                crate::copy::copy(d, s);
                 true
             }
             _ => false,

@@ -518,7 +518,7 @@ fn handle_icmp(
         let ip = ethernet::emit(f, src_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
         let body = ipv4::emit(ip, link.ip.address, src, ipv4::PROTO_ICMP, msg.len(), id)?;
         let reply = body.get_mut(..msg.len())?;
-        reply.copy_from_slice(msg);
+        crate::copy::copy(reply, msg);
         icmp::make_echo_reply(reply)?;
         Some(ethernet::HEADER_LEN + ipv4::HEADER_LEN + msg.len())
     });

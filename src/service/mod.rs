@@ -540,8 +540,8 @@ fn write_frame(buf: &mut [u8], fin: bool, opcode: Opcode, head: &[u8], tail: &[u
     let Some(b) = rest.get_mut(..tail.len()) else {
         return 0;
     };
-    a.copy_from_slice(head);
-    b.copy_from_slice(tail);
+    crate::copy::copy(a, head);
+    crate::copy::copy(b, tail);
     h + len
 }
 
@@ -1015,11 +1015,8 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
     while head_sent && sent < bytes.len() {
         let rest = bytes.get(sent..).unwrap_or_default();
         let r = ctx.tcp.send_more(conn, rest.len(), |buf| {
-            let n = buf.len().min(rest.len());
-            if let (Some(d), Some(s)) = (buf.get_mut(..n), rest.get(..n)) {
-                d.copy_from_slice(s);
-            }
-            n
+            crate::copy::copy(buf, rest);
+            buf.len().min(rest.len())
         });
         match r {
             Ok(n) if n > 0 => sent += n,
@@ -1053,12 +1050,12 @@ fn send_all(tcp: &mut TcpApi<'_, '_>, conn: ConnId, bytes: &[u8]) -> bool {
         tcp.want_write(conn);
         return false;
     }
-    let r = tcp.send_more(conn, bytes.len(), |buf| match buf.get_mut(..bytes.len()) {
-        Some(d) => {
-            d.copy_from_slice(bytes);
-            bytes.len()
+    let r = tcp.send_more(conn, bytes.len(), |buf| {
+        if buf.len() < bytes.len() {
+            return 0;
         }
-        None => 0,
+        crate::copy::copy(buf, bytes);
+        bytes.len()
     });
     r == Ok(bytes.len())
 }

@@ -1,0 +1,89 @@
+//! Copying payload between DMA buffers a word at a time, whatever the alignment of either.
+//!
+//! An echoed payload is copied from the RX buffer it was unmasked in into a TX buffer, and
+//! the two seldom agree on alignment (the WebSocket header before it is 6 or 8 bytes on
+//! the way in, 2 or 4 on the way out). `core`'s `copy_from_slice` calls `memcpy`, whose
+//! portable code (compiler-builtins) moves a word in 6 instructions on MIPS32 when both
+//! sides are aligned alike, and shifts and merges two loads per word when they are not.
+//! MIPS32 reads a word at any address with `lwl`/`lwr`, so [`copy`] aligns the destination,
+//! then stores aligned words read from wherever the source is: 3 instructions a word in a
+//! loop of 8 words, 0.875 per byte.
+//!
+//! Every copy of payload goes through it (a frame's payload, a page body, bytes appended
+//! behind kept data, an ICMP echo's data); header fields use `copy_from_slice`.
+
+/// Copies `src` into the start of `dst`; copies `dst.len().min(src.len())` bytes.
+#[inline(never)] // One copy in flash; the call costs less than a third of a 32-byte block.
+pub fn copy(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    if n == 0 {
+        // Often: a frame's payload given as one part and an empty one.
+        return;
+    }
+    let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else {
+        return;
+    };
+    // SAFETY: every bit pattern is a valid u32; `align_to_mut` only reinterprets the
+    // aligned middle of `dst`.
+    let (head, words, tail) = unsafe { dst.align_to_mut::<u32>() };
+    let (src_head, src) = src.split_at(head.len().min(src.len()));
+    for (d, s) in head.iter_mut().zip(src_head) {
+        *d = *s;
+    }
+    let (blocks, words) = words.as_chunks_mut::<8>();
+    for (block, s) in blocks.iter_mut().zip(src.as_chunks::<32>().0) {
+        // Eight words spelled out: a store each, so the loop is not turned back into a
+        // call to `memcpy`.
+        let [a, b, c, d, e, f, g, h] = s.as_chunks::<4>().0 else {
+            return;
+        };
+        let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+        *w0 = u32::from_ne_bytes(*a);
+        *w1 = u32::from_ne_bytes(*b);
+        *w2 = u32::from_ne_bytes(*c);
+        *w3 = u32::from_ne_bytes(*d);
+        *w4 = u32::from_ne_bytes(*e);
+        *w5 = u32::from_ne_bytes(*f);
+        *w6 = u32::from_ne_bytes(*g);
+        *w7 = u32::from_ne_bytes(*h);
+    }
+    let src = src.get(blocks.len() * 32..).unwrap_or_default();
+    let (src_words, src_tail) = src.as_chunks::<4>();
+    for (d, s) in words.iter_mut().zip(src_words) {
+        *d = u32::from_ne_bytes(*s);
+    }
+    for (d, s) in tail.iter_mut().zip(src_tail) {
+        *d = *s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy;
+
+    #[test]
+    fn every_alignment_and_length() {
+        let src: [u8; 80] = core::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(1));
+        for so in 0..4 {
+            for d_off in 0..4 {
+                for len in 0..70 {
+                    let mut dst = [0u8; 80];
+                    copy(&mut dst[d_off..d_off + len], &src[so..so + len]);
+                    assert_eq!(&dst[d_off..d_off + len], &src[so..so + len]);
+                    assert!(dst[..d_off].iter().all(|&b| b == 0));
+                    assert!(dst[d_off + len..].iter().all(|&b| b == 0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn copies_the_shorter_length() {
+        let mut dst = [0u8; 8];
+        copy(&mut dst, &[1, 2, 3]);
+        assert_eq!(dst, [1, 2, 3, 0, 0, 0, 0, 0]);
+        let mut dst = [0u8; 2];
+        copy(&mut dst, &[1, 2, 3]);
+        assert_eq!(dst, [1, 2]);
+    }
+}
