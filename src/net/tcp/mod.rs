@@ -1028,20 +1028,19 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// SACK blocks cover, then retransmits, once per recovery, each segment with enough
     /// SACKed segments above it to call it lost: three, or one less than the segments
     /// outstanding when fewer than four are (as early retransmit, RFC 5827).
-    fn sack_recovery(&mut self, i: usize, seg: &SegmentInfo) {
+    fn sack_recovery(&mut self, i: usize, seg: &SegmentInfo, header: &[u8]) {
         let Some(c) = self.conns.get_mut(i) else {
             return;
         };
         if !c.flags.contains(ConnFlags::SACK_OK) || seg.sack_blocks == 0 {
             return;
         }
-        let blocks = seg.sack.get(..seg.sack_blocks as usize).unwrap_or_default();
         let mut outstanding = 0u8;
         for u in c.unacked.iter_mut().flatten() {
             let end = u.seq.wrapping_add(u.len as u32);
-            if blocks
-                .iter()
-                .any(|&(l, r)| seq::le(l, u.seq) && seq::le(end, r))
+            if seg
+                .sack(header)
+                .any(|(l, r)| seq::le(l, u.seq) && seq::le(end, r))
             {
                 u.sacked = true;
             }
@@ -1135,10 +1134,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
         let found = self.conns.iter().position(|c| c.is(src_ip, info.src_port));
         match found {
-            Some(i) => {
-                let payload = seg.get_mut(info.payload_offset..).unwrap_or_default();
-                self.segment_arrives(handler, i, src_mac, &info, payload, keep_possible)
-            }
+            Some(i) => self.segment_arrives(handler, i, src_mac, &info, seg, keep_possible),
             None => self.listen(handler, src_mac, src_ip, &info, seg, keep_possible),
         }
     }
@@ -1206,8 +1202,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             self.established(handler, i, seg);
             // The ACK may carry data (and FIN): process it as in ESTABLISHED.
             if seg.payload_len > 0 || seg.flags.contains(Flags::FIN) {
-                let payload = raw.get_mut(seg.payload_offset..).unwrap_or_default();
-                return self.segment_arrives(handler, i, mac, seg, payload, keep_possible);
+                return self.segment_arrives(handler, i, mac, seg, raw, keep_possible);
             }
             return Verdict::Done;
         }
@@ -1371,16 +1366,22 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         handler.on_event(self, id, TcpEvent::Connected);
     }
 
-    /// RFC 9293 §3.10.7.4, for a segment matching connection `i`.
+    /// RFC 9293 §3.10.7.4, for a segment matching connection `i`; `raw` is the whole
+    /// segment (the IPv4 payload) `seg` was parsed from.
     fn segment_arrives<H: TcpHandler>(
         &mut self,
         handler: &mut H,
         i: usize,
         mac: [u8; 6],
         seg: &SegmentInfo,
-        payload: &mut [u8],
+        raw: &mut [u8],
         keep_possible: bool,
     ) -> Verdict {
+        // The header stays readable for the SACK blocks (`SegmentInfo::sack`).
+        let (header, payload) = raw
+            .split_at_mut_checked(seg.payload_offset)
+            .unwrap_or_default();
+        let header = &*header;
         let Some(c) = self.conns.get_mut(i) else {
             return Verdict::Done;
         };
@@ -1495,7 +1496,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             self.core.stats.rx_no_ack += 1;
             return Verdict::Done;
         }
-        if !self.process_ack(handler, i, seg) {
+        if !self.process_ack(handler, i, seg, header) {
             return Verdict::Done;
         }
 
@@ -1568,7 +1569,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// ACK processing (§3.10.7.4, fifth). Returns false if the segment is to be dropped.
-    fn process_ack<H: TcpHandler>(&mut self, handler: &mut H, i: usize, seg: &SegmentInfo) -> bool {
+    fn process_ack<H: TcpHandler>(
+        &mut self,
+        handler: &mut H,
+        i: usize,
+        seg: &SegmentInfo,
+        header: &[u8],
+    ) -> bool {
         let now = self.now;
         let cfg_rto = self.core.config.rto;
         let Some(c) = self.conns.get_mut(i) else {
@@ -1658,7 +1665,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.retransmit_first(i);
             }
         }
-        self.sack_recovery(i, seg);
+        self.sack_recovery(i, seg, header);
         // Window update (§3.10.7.4: SND.WL1/WL2 guard against old segments).
         let Some(c) = self.conns.get_mut(i) else {
             return false;
