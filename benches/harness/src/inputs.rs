@@ -45,9 +45,15 @@ pub fn ascii_text(out: &mut [u8]) {
 /// sums: two-, three- and four-byte sequences only, whole characters, ASCII padding at
 /// the very end (at most 3 bytes).
 pub fn mixed_text(out: &mut [u8]) {
+    repeat_text(out, "é€😀ü中𝄞ß語🎉");
+}
+
+/// Fills `out` with `text` over and over, whole characters only, padded with `.` at the
+/// very end (at most 3 bytes).
+pub fn repeat_text(out: &mut [u8], text: &str) {
     let mut at = 0;
     'fill: loop {
-        for ch in "é€😀ü中𝄞ß語🎉".chars() {
+        for ch in text.chars() {
             let n = ch.len_utf8();
             let Some(dst) = out.get_mut(at..at + n) else {
                 break 'fill;

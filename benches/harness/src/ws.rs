@@ -139,20 +139,7 @@ pub fn is_echo_frame(reply: &[u8], opcode: u8, payload: &[u8]) -> bool {
 /// with ASCII at the very end. 16 bytes are "WebSocket echo: " (all ASCII); 1400 bytes
 /// are 900 ASCII bytes and 179 multibyte characters (500 bytes).
 pub fn text(out: &mut [u8]) {
-    let mut at = 0;
-    'fill: loop {
-        for ch in "WebSocket echo: grüße, 世界, 🎉! ".chars() {
-            let n = ch.len_utf8();
-            let Some(dst) = out.get_mut(at..at + n) else {
-                break 'fill;
-            };
-            ch.encode_utf8(dst);
-            at += n;
-        }
-    }
-    if let Some(rest) = out.get_mut(at..) {
-        rest.fill(b'.');
-    }
+    crate::inputs::repeat_text(out, "WebSocket echo: grüße, 世界, 🎉! ");
 }
 
 #[cfg(test)]
