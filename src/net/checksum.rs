@@ -43,17 +43,15 @@ const fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
-/// `a + b` with end-around carry (ones'-complement addition of 32-bit words).
-#[inline(always)]
-const fn add_carry(a: u32, b: u32) -> u32 {
-    let (s, c) = a.overflowing_add(b);
-    s + c as u32
-}
-
 /// The portable sum (every target but little-endian MIPS32 before release 6).
 #[cfg(not(all(target_arch = "mips", target_endian = "little")))]
 mod portable {
-    use super::add_carry;
+    /// `a + b` with end-around carry (ones'-complement addition of 32-bit words).
+    #[inline(always)]
+    const fn add_carry(a: u32, b: u32) -> u32 {
+        let (s, c) = a.overflowing_add(b);
+        s + c as u32
+    }
 
     /// The shift of a byte at `addr` in a native word, modulo 16 (see the module docs).
     #[inline(always)]
@@ -117,193 +115,190 @@ use portable::sum_address_order;
 /// The hand-written sum for little-endian MIPS32 before release 6 (which dropped `maddu`).
 #[cfg(all(target_arch = "mips", target_endian = "little"))]
 mod mips {
-    use super::add_carry;
+    // `sum_address_order(data, len)`: the sum of `data` in address order (see the module
+    // docs), unfolded: congruent to it modulo 0xFFFF, zero only if every byte is zero.
+    //
+    // HI:LO = 0, then HI:LO += x × 1 for each x: an odd first byte `b << 8` (the address
+    // is odd) and, at an address 2 modulo 4, a halfword (its native value is in address
+    // order); the aligned words, 16 a loop pass with each load one instruction ahead of
+    // its `maddu`, then 8, 4, 2 and 1 for the rest; the tail, a halfword and an even byte
+    // `b`. Every load is inside `data`. HI:LO ≡ HI + LO modulo 0xFFFF (2^32 ≡ 1), and HI
+    // (a count of carries) is far below 2^32; the result is LO + HI with end-around carry.
+    //
+    // A function of its own, in assembly, with the o32 calling convention: HI and LO are
+    // not preserved across a call in that convention, so no caller keeps a value in them
+    // and the sum needs no save and restore of them (which inline asm would, since Rust
+    // cannot name HI and LO as clobbers). It uses only $a0-$a1, $t0-$t6 and $v0-$v1, all
+    // caller-saved, and no stack. One copy serves every caller: inlined at each of its 8
+    // call sites it cost 3 KB of flash.
+    core::arch::global_asm!(
+        r#"
+    .section .text.mzw1_sum_address_order, "ax", @progbits
+    .globl mzw1_sum_address_order
+    .type mzw1_sum_address_order, @function
+    .p2align 2
+    .set push
+    .set mips32r2
+    .set noreorder
+    .set noat
+mzw1_sum_address_order:
+    mthi $zero
+    mtlo $zero
+    addiu $t0, $zero, 1
+    andi $t4, $a0, 3
+    beqz $t4, 2f
+    addu $t1, $a0, $a1
+    # Head. An odd first byte: `b << 8`.
+    andi $t4, $a0, 1
+    beqz $t4, 1f
+    nop
+    beq $a0, $t1, 9f
+    nop
+    lbu $t5, 0($a0)
+    addiu $a0, $a0, 1
+    sll $t5, $t5, 8
+    maddu $t5, $t0
+    # Then, at an address 2 mod 4, a halfword if two bytes are left, else the tail.
+1:
+    andi $t4, $a0, 2
+    beqz $t4, 2f
+    subu $t4, $t1, $a0
+    sltiu $t4, $t4, 2
+    bnez $t4, 8f
+    nop
+    lhu $t5, 0($a0)
+    addiu $a0, $a0, 2
+    maddu $t5, $t0
+    # Aligned: the words, 16 a pass, the last `maddu` in the delay slot.
+2:
+    subu $t2, $t1, $a0
+    srl $t2, $t2, 2
+    srl $t3, $t2, 4
+    beqz $t3, 4f
+    sll $t3, $t3, 6
+    addu $t3, $t3, $a0
+3:
+    lw $t5, 0($a0)
+    lw $t6, 4($a0)
+    maddu $t5, $t0
+    lw $t5, 8($a0)
+    maddu $t6, $t0
+    lw $t6, 12($a0)
+    maddu $t5, $t0
+    lw $t5, 16($a0)
+    maddu $t6, $t0
+    lw $t6, 20($a0)
+    maddu $t5, $t0
+    lw $t5, 24($a0)
+    maddu $t6, $t0
+    lw $t6, 28($a0)
+    maddu $t5, $t0
+    lw $t5, 32($a0)
+    maddu $t6, $t0
+    lw $t6, 36($a0)
+    maddu $t5, $t0
+    lw $t5, 40($a0)
+    maddu $t6, $t0
+    lw $t6, 44($a0)
+    maddu $t5, $t0
+    lw $t5, 48($a0)
+    maddu $t6, $t0
+    lw $t6, 52($a0)
+    maddu $t5, $t0
+    lw $t5, 56($a0)
+    maddu $t6, $t0
+    lw $t6, 60($a0)
+    maddu $t5, $t0
+    addiu $a0, $a0, 64
+    bne $a0, $t3, 3b
+    maddu $t6, $t0
+    # The rest, 0 to 15 words: 8, 4, 2, 1, each test's `andi` in
+    # the delay slot of the branch before it.
+4:
+    andi $t4, $t2, 8
+    beqz $t4, 20f
+    andi $t4, $t2, 4
+    lw $t5, 0($a0)
+    lw $t6, 4($a0)
+    maddu $t5, $t0
+    lw $t5, 8($a0)
+    maddu $t6, $t0
+    lw $t6, 12($a0)
+    maddu $t5, $t0
+    lw $t5, 16($a0)
+    maddu $t6, $t0
+    lw $t6, 20($a0)
+    maddu $t5, $t0
+    lw $t5, 24($a0)
+    maddu $t6, $t0
+    lw $t6, 28($a0)
+    maddu $t5, $t0
+    addiu $a0, $a0, 32
+    maddu $t6, $t0
+20:
+    beqz $t4, 21f
+    andi $t4, $t2, 2
+    lw $t5, 0($a0)
+    lw $t6, 4($a0)
+    maddu $t5, $t0
+    lw $t5, 8($a0)
+    maddu $t6, $t0
+    lw $t6, 12($a0)
+    maddu $t5, $t0
+    addiu $a0, $a0, 16
+    maddu $t6, $t0
+21:
+    beqz $t4, 22f
+    andi $t4, $t2, 1
+    lw $t5, 0($a0)
+    lw $t6, 4($a0)
+    maddu $t5, $t0
+    addiu $a0, $a0, 8
+    maddu $t6, $t0
+22:
+    beqz $t4, 23f
+    nop
+    lw $t5, 0($a0)
+    addiu $a0, $a0, 4
+    maddu $t5, $t0
+23:
+    # Tail, 0 to 3 bytes from an aligned address: a halfword, then an even byte `b`.
+    subu $t4, $t1, $a0
+    andi $t4, $t4, 2
+    beqz $t4, 8f
+    nop
+    lhu $t5, 0($a0)
+    addiu $a0, $a0, 2
+    maddu $t5, $t0
+8:
+    beq $a0, $t1, 9f
+    nop
+    lbu $t5, 0($a0)
+    maddu $t5, $t0
+9:
+9:
+    mfhi $v1
+    mflo $v0
+    addu $v0, $v0, $v1
+    sltu $v1, $v0, $v1
+    jr $ra
+    addu $v0, $v0, $v1
+    .set pop
+    .size mzw1_sum_address_order, . - mzw1_sum_address_order
+"#
+    );
 
-    /// The sum of `data` in address order (see the module docs), unfolded: congruent to
-    /// it modulo 0xFFFF, zero only if every byte is zero.
-    ///
-    /// HI:LO = 0, then HI:LO += x × 1 for each x: an odd first byte `b << 8` (the
-    /// address is odd) and, at an address 2 modulo 4, a halfword (its native value is in
-    /// address order); the aligned words, 16 a loop pass with each load one
-    /// instruction ahead of its `maddu`, then 8, 4, 2 and 1 for the rest; the tail, a
-    /// halfword and an even byte `b`. Every load is inside `data`. HI:LO ≡ HI + LO modulo
-    /// 0xFFFF (2^32 ≡ 1), and HI (a count of carries) is far below 2^32.
-    ///
-    /// Rust cannot name HI and LO as asm operands or clobbers, so the compiler cannot be
-    /// told that the asm writes them: the asm saves them first and restores them last (4
-    /// instructions), so that it may be inlined anywhere, even between a compiler's
-    /// `multu` and its `mflo`.
+    unsafe extern "C" {
+        /// Defined above, in assembly.
+        fn mzw1_sum_address_order(data: *const u8, len: usize) -> u32;
+    }
+
+    /// The sum of `data` in address order (see the module docs), unfolded.
     #[inline(always)]
     pub(super) fn sum_address_order(data: &[u8]) -> u32 {
-        let hi: u32;
-        let lo: u32;
-        // SAFETY: reads bytes, halfwords and words of `data`, each inside it and aligned
-        // to its size; writes only the registers named below and HI:LO, which it
-        // restores. No stack. `.set noat`: the compiler may give an operand $1 ($at), and
-        // no instruction here is a macro that needs $at.
-        unsafe {
-            core::arch::asm!(
-                ".set push",
-                ".set noreorder",
-                ".set noat",
-                "mfhi {save_hi}",
-                "mflo {save_lo}",
-                "mthi $zero",
-                "mtlo $zero",
-                "addiu {one}, $zero, 1",
-                "andi {t}, {p}, 3",
-                "beqz {t}, 2f",
-                "addu {e}, {p}, {len}",
-                // Head. An odd first byte: `b << 8`.
-                "andi {t}, {p}, 1",
-                "beqz {t}, 1f",
-                "nop",
-                "beq {p}, {e}, 9f",
-                "nop",
-                "lbu {a}, 0({p})",
-                "addiu {p}, {p}, 1",
-                "sll {a}, {a}, 8",
-                "maddu {a}, {one}",
-                // Then, at an address 2 mod 4, a halfword if two bytes are left, else the tail.
-                "1:",
-                "andi {t}, {p}, 2",
-                "beqz {t}, 2f",
-                "subu {t}, {e}, {p}",
-                "sltiu {t}, {t}, 2",
-                "bnez {t}, 8f",
-                "nop",
-                "lhu {a}, 0({p})",
-                "addiu {p}, {p}, 2",
-                "maddu {a}, {one}",
-                // Aligned: the words, 16 a pass, the last `maddu` in the delay slot.
-                "2:",
-                "subu {n}, {e}, {p}",
-                "srl {n}, {n}, 2",
-                "srl {end}, {n}, 4",
-                "beqz {end}, 4f",
-                "sll {end}, {end}, 6",
-                "addu {end}, {end}, {p}",
-                "3:",
-                "lw {a}, 0({p})",
-                "lw {b}, 4({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 8({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 12({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 16({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 20({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 24({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 28({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 32({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 36({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 40({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 44({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 48({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 52({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 56({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 60({p})",
-                "maddu {a}, {one}",
-                "addiu {p}, {p}, 64",
-                "bne {p}, {end}, 3b",
-                "maddu {b}, {one}",
-                // The rest, 0 to 15 words: 8, 4, 2, 1, each test's `andi` in
-                // the delay slot of the branch before it.
-                "4:",
-                "andi {t}, {n}, 8",
-                "beqz {t}, 20f",
-                "andi {t}, {n}, 4",
-                "lw {a}, 0({p})",
-                "lw {b}, 4({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 8({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 12({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 16({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 20({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 24({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 28({p})",
-                "maddu {a}, {one}",
-                "addiu {p}, {p}, 32",
-                "maddu {b}, {one}",
-                "20:",
-                "beqz {t}, 21f",
-                "andi {t}, {n}, 2",
-                "lw {a}, 0({p})",
-                "lw {b}, 4({p})",
-                "maddu {a}, {one}",
-                "lw {a}, 8({p})",
-                "maddu {b}, {one}",
-                "lw {b}, 12({p})",
-                "maddu {a}, {one}",
-                "addiu {p}, {p}, 16",
-                "maddu {b}, {one}",
-                "21:",
-                "beqz {t}, 22f",
-                "andi {t}, {n}, 1",
-                "lw {a}, 0({p})",
-                "lw {b}, 4({p})",
-                "maddu {a}, {one}",
-                "addiu {p}, {p}, 8",
-                "maddu {b}, {one}",
-                "22:",
-                "beqz {t}, 23f",
-                "nop",
-                "lw {a}, 0({p})",
-                "addiu {p}, {p}, 4",
-                "maddu {a}, {one}",
-                "23:",
-                // Tail, 0 to 3 bytes from an aligned address: a halfword, then an even byte `b`.
-                "subu {t}, {e}, {p}",
-                "andi {t}, {t}, 2",
-                "beqz {t}, 8f",
-                "nop",
-                "lhu {a}, 0({p})",
-                "addiu {p}, {p}, 2",
-                "maddu {a}, {one}",
-                "8:",
-                "beq {p}, {e}, 9f",
-                "nop",
-                "lbu {a}, 0({p})",
-                "maddu {a}, {one}",
-                "9:",
-                "mfhi {hi}",
-                "mflo {lo}",
-                "mthi {save_hi}",
-                "mtlo {save_lo}",
-                ".set pop",
-                p = inout(reg) data.as_ptr() => _,
-                len = in(reg) data.len(),
-                hi = out(reg) hi,
-                lo = out(reg) lo,
-                save_hi = out(reg) _,
-                save_lo = out(reg) _,
-                one = out(reg) _,
-                e = out(reg) _,
-                n = out(reg) _,
-                end = out(reg) _,
-                t = out(reg) _,
-                a = out(reg) _,
-                b = out(reg) _,
-                options(nostack, readonly, preserves_flags),
-            );
-        }
-        add_carry(lo, hi)
+        // SAFETY: the function reads only bytes inside `data` (see above), follows the
+        // o32 calling convention, and writes no memory.
+        unsafe { mzw1_sum_address_order(data.as_ptr(), data.len()) }
     }
 }
 
