@@ -517,6 +517,25 @@ fn retained_tx_buffer_is_locked_while_in_flight() {
     rig.step();
     assert_eq!(rig.transmitted().len(), 2);
     assert_eq!(rig.fw.mac.tx.free_buffers(), 7, "still held");
+    // `free_more_than` agrees with the count on every threshold, held buffers or not.
+    for n in 0..=8 {
+        assert_eq!(
+            rig.fw.mac.tx.free_more_than(n),
+            7 > n,
+            "7 free, more than {n}?"
+        );
+    }
+    let held: Vec<_> = (0..6).map(|_| rig.fw.mac.tx.alloc().unwrap()).collect();
+    for n in 0..=8 {
+        assert_eq!(
+            rig.fw.mac.tx.free_more_than(n),
+            1 > n,
+            "1 free, more than {n}?"
+        );
+    }
+    for h in held {
+        rig.fw.mac.tx.release(h);
+    }
     rig.fw.mac.tx.release(b);
     assert_eq!(rig.fw.mac.tx.free_buffers(), 8);
     // Lengths outside 14..=1514 are refused.

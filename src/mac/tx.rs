@@ -168,6 +168,18 @@ impl<'a> TxRing<'a> {
         (!(self.held | self.in_flight) & self.all_mask()).count_ones()
     }
 
+    /// Whether more than `n` buffers are free: the free mask with its lowest `n` bits
+    /// cleared is not empty. For the small `n` of the callers' reserves this is a few
+    /// instructions, where a count is a software popcount (MIPS32 has none).
+    #[inline]
+    pub fn free_more_than(&self, n: u32) -> bool {
+        let mut free = !(self.held | self.in_flight) & self.all_mask();
+        for _ in 0..n {
+            free &= free.wrapping_sub(1);
+        }
+        free != 0
+    }
+
     /// The writable frame area of a held buffer (1514 bytes); `None` while it is in
     /// flight, since the controller may be reading it.
     pub fn buffer(&mut self, b: &TxBuf) -> Option<&mut [u8]> {

@@ -140,10 +140,15 @@ pub struct Conn {
     pub(crate) ack_at: Instant,
     /// When the connection entered its current state (eviction order).
     pub(crate) since: Instant,
-    pub(crate) unacked: [Option<Unacked>; MAX_TX_SEGMENTS],
+    /// Unacknowledged data segments, oldest (lowest sequence) first; acknowledged ones
+    /// leave at the front.
+    pub(crate) unacked: heapless::Vec<Unacked, MAX_TX_SEGMENTS>,
     /// The newest unacked segment is still being filled (not transmitted yet).
     pub(crate) corked: bool,
     pub(crate) kept: [Option<Kept>; MAX_KEPT],
+    /// How many entries of `kept` hold a buffer, counted as they come and go: the
+    /// receive window asks it of every connection each time it is computed.
+    pub(crate) kept_len: u8,
 }
 
 impl Conn {
@@ -153,23 +158,19 @@ impl Conn {
     pub(crate) fn sent_nxt(&self) -> u32 {
         match self
             .corked_index()
-            .and_then(|k| self.unacked.get(k as usize)?.as_ref())
+            .and_then(|k| self.unacked.get(k as usize))
         {
             Some(u) => u.seq,
             None => self.snd_nxt,
         }
     }
 
-    /// Where the corked segment is in `unacked`: the newest, last entry (the list is
-    /// kept oldest first and compact; acknowledged entries rotate out at the front).
+    /// Where the corked segment is in `unacked`: the newest, last entry.
     pub(crate) fn corked_index(&self) -> Option<u8> {
         if !self.corked {
             return None;
         }
-        self.unacked
-            .iter()
-            .rposition(Option::is_some)
-            .map(|k| k as u8)
+        self.unacked.len().checked_sub(1).map(|k| k as u8)
     }
 
     pub const fn new() -> Conn {
@@ -200,20 +201,25 @@ impl Conn {
             timer: None,
             ack_at: Instant(0),
             since: Instant(0),
-            unacked: [const { None }; MAX_TX_SEGMENTS],
+            unacked: heapless::Vec::new(),
             corked: false,
             kept: [const { None }; MAX_KEPT],
+            kept_len: 0,
         }
     }
 
     /// Unacknowledged data segments held.
     pub(crate) fn unacked_count(&self) -> usize {
-        self.unacked.iter().filter(|u| u.is_some()).count()
+        self.unacked.len()
     }
 
     /// Kept receive buffers held.
     pub(crate) fn kept_count(&self) -> usize {
-        self.kept.iter().filter(|k| k.is_some()).count()
+        debug_assert_eq!(
+            self.kept_len as usize,
+            self.kept.iter().filter(|k| k.is_some()).count()
+        );
+        self.kept_len as usize
     }
 
     /// Bytes sent and not yet acknowledged (FIN included).

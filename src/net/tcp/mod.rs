@@ -366,10 +366,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// the room left in the corked segment, or in a new one if that is more.
     pub fn send_more_capacity(&self, id: ConnId) -> usize {
         let Some(c) = self.slot(id) else { return 0 };
-        if let Some(u) = c
-            .corked_index()
-            .and_then(|k| c.unacked.get(k as usize)?.as_ref())
-        {
+        if let Some(u) = c.corked_index().and_then(|k| c.unacked.get(k as usize)) {
             let window_left = (c.snd_wnd as u32).saturating_sub(c.in_flight()) as usize;
             let room = (c.snd_mss as usize)
                 .saturating_sub(u.len as usize)
@@ -384,10 +381,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             || c.flags
                 .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
             || c.unacked_count() >= self.core.config.tx_segments as usize
-            || self.tx.free_buffers() <= CONTROL_RESERVE
             // A connection with segments in flight leaves one buffer for the others, so
             // peers that stop acknowledging cannot hold every TX buffer.
-            || (c.unacked_count() > 0 && self.tx.free_buffers() <= CONTROL_RESERVE + 1)
+            || !self
+                .tx
+                .free_more_than(CONTROL_RESERVE + u32::from(c.unacked_count() > 0))
         {
             return 0;
         }
@@ -457,7 +455,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             if let Some(c) = conns.get_mut(i) {
                 let window_left = (c.snd_wnd as u32).saturating_sub(c.in_flight()) as usize;
                 let mss = c.snd_mss as usize;
-                if let Some(u) = c.unacked.get_mut(k as usize).and_then(Option::as_mut) {
+                if let Some(u) = c.unacked.get_mut(k as usize) {
                     let room = max.min(mss.saturating_sub(u.len as usize)).min(window_left);
                     // Append only what fits whole; a longer write starts a new segment
                     // (fuller than the rest of this one could be).
@@ -503,7 +501,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return;
         };
-        let Some(u) = c.unacked.get(k as usize).and_then(Option::as_ref) else {
+        let Some(u) = c.unacked.get(k as usize) else {
             return;
         };
         let hdr = SegmentHeader {
@@ -557,7 +555,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return Err(SendError::NotConnected);
         }
         let mut room = self.room(c).min(max);
-        if room == 0 && self.tx.free_buffers() <= CONTROL_RESERVE {
+        if room == 0 && !self.tx.free_more_than(CONTROL_RESERVE) {
             self.tx.reap();
             room = self.slot(id).map_or(0, |c| self.room(c)).min(max);
         }
@@ -593,19 +591,17 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.tx.release(buf);
                 return Err(SendError::NotConnected);
             };
-            let Some(k) = c.unacked.iter().position(Option::is_none) else {
-                self.tx.release(buf); // cannot happen: room() checked the budget
+            let pushed = c.unacked.push(Unacked {
+                seq,
+                len: n as u16,
+                frame_len: frame_len as u16,
+                buf,
+                sacked: false,
+                resent: false,
+            });
+            if let Err(u) = pushed {
+                self.tx.release(u.buf); // cannot happen: room() checked the budget
                 return Err(SendError::WouldBlock);
-            };
-            if let Some(s) = c.unacked.get_mut(k) {
-                *s = Some(Unacked {
-                    seq,
-                    len: n as u16,
-                    frame_len: frame_len as u16,
-                    buf,
-                    sacked: false,
-                    resent: false,
-                });
             }
             c.corked = true;
             c.snd_nxt = seq.wrapping_add(n as u32);
@@ -657,19 +653,16 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return Ok(n);
         };
-        let slot = c.unacked.iter_mut().find(|u| u.is_none());
-        match slot {
-            Some(s) => {
-                *s = Some(Unacked {
-                    seq,
-                    len: n as u16,
-                    frame_len: frame_len as u16,
-                    buf,
-                    sacked: false,
-                    resent: false,
-                })
-            }
-            None => self.tx.release(buf), // cannot happen: room() checked the budget
+        let pushed = c.unacked.push(Unacked {
+            seq,
+            len: n as u16,
+            frame_len: frame_len as u16,
+            buf,
+            sacked: false,
+            resent: false,
+        });
+        if let Err(u) = pushed {
+            self.tx.release(u.buf); // cannot happen: room() checked the budget
         }
         c.snd_nxt = seq.wrapping_add(n as u32);
         c.ack_sent = hdr.ack;
@@ -979,7 +972,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             self.send_syn_ack(i);
             return true;
         }
-        if c.unacked.first().is_some_and(Option::is_some) {
+        if !c.unacked.is_empty() {
             return self.resend(i, 0, window);
         }
         if c.flags.contains(ConnFlags::FIN_SENT) && seq::le(c.snd_una, c.fin_seq) {
@@ -1005,7 +998,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return false;
         };
         let ack = c.rcv_nxt;
-        let Some(u) = c.unacked.get_mut(k).and_then(Option::as_mut) else {
+        let Some(u) = c.unacked.get_mut(k) else {
             return false;
         };
         if self.tx.is_in_flight(&u.buf) {
@@ -1036,7 +1029,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return;
         }
         let mut outstanding = 0u8;
-        for u in c.unacked.iter_mut().flatten() {
+        for u in c.unacked.iter_mut() {
             let end = u.seq.wrapping_add(u.len as u32);
             if seg
                 .sack(header)
@@ -1054,7 +1047,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let mut lost = [false; conn::MAX_TX_SEGMENTS];
         let mut sacked_above = 0u8;
         for (k, u) in c.unacked.iter().enumerate().rev() {
-            let Some(u) = u else { continue };
             if u.sacked {
                 sacked_above += 1;
             } else if !u.resent
@@ -1080,10 +1072,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return;
         };
-        for u in c.unacked.iter_mut() {
-            if let Some(u) = u.take() {
-                self.tx.release(u.buf);
-            }
+        while let Some(u) = c.unacked.pop() {
+            self.tx.release(u.buf);
         }
         for k in c.kept.iter_mut() {
             if let Some(k) = k.take() {
@@ -1273,7 +1263,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// dropped and counted; the peer's next segment (its request, or its ACK of our
     /// retransmitted SYN-ACK) completes the handshake once a buffer is released.
     fn can_accept(&mut self) -> bool {
-        let ok = self.tx.free_buffers() > CONTROL_RESERVE;
+        let ok = self.tx.free_more_than(CONTROL_RESERVE);
         if !ok {
             self.core.stats.accepts_deferred += 1;
         }
@@ -1610,28 +1600,24 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             c.retries = 0;
             c.dup_acks = 0;
             // Release fully acknowledged segments (they are in sequence order).
-            while let Some(u) = c.unacked.first().and_then(Option::as_ref) {
-                if !seq::le(u.seq.wrapping_add(u.len as u32), ack) {
-                    break;
-                }
-                if let Some(u) = c.unacked.first_mut().and_then(Option::take) {
-                    self.tx.release(u.buf);
-                }
-                c.unacked.rotate_left(1);
+            while c
+                .unacked
+                .first()
+                .is_some_and(|u| seq::le(u.seq.wrapping_add(u.len as u32), ack))
+            {
+                // Not empty, so `remove(0)` is in bounds.
+                let u = c.unacked.remove(0);
+                self.tx.release(u.buf);
             }
             let partial = c.flags.contains(ConnFlags::RECOVERY) && seq::lt(ack, c.recover);
             if c.flags.contains(ConnFlags::RECOVERY) && !partial {
                 c.flags.remove(ConnFlags::RECOVERY);
-                for u in c.unacked.iter_mut().flatten() {
+                for u in c.unacked.iter_mut() {
                     u.resent = false;
                 }
             }
             // The next hole, unless SACK already showed it arrived or it was resent.
-            let first_open = c
-                .unacked
-                .first()
-                .and_then(Option::as_ref)
-                .is_some_and(|u| !u.sacked && !u.resent);
+            let first_open = c.unacked.first().is_some_and(|u| !u.sacked && !u.resent);
             c.timer = if c.in_flight() > 0 {
                 Some(now.plus(c.rtt.rto()))
             } else {
@@ -1971,7 +1957,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     // (RFC 2018 §8).
                     c.flags.insert(ConnFlags::RECOVERY);
                     c.recover = c.snd_nxt;
-                    for u in c.unacked.iter_mut().flatten() {
+                    for u in c.unacked.iter_mut() {
                         u.sacked = false;
                         u.resent = false;
                     }
@@ -2069,6 +2055,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     offset: offset as u16,
                     len: len as u16,
                 });
+                c.kept_len += 1;
                 None
             }
             None => Some(buf),
@@ -2109,6 +2096,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     pub(crate) fn take_kept(&mut self, i: usize) -> Option<(ConnId, Kept)> {
         let c = self.conns.get_mut(i)?;
         let k = c.kept.first_mut()?.take()?;
+        c.kept_len = c.kept_len.saturating_sub(1);
         Some((
             ConnId {
                 index: i as u8,
@@ -2121,9 +2109,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Puts a partly consumed kept buffer back in front. Returns it if the connection is
     /// gone (the caller releases it).
     pub(crate) fn put_back_kept(&mut self, id: ConnId, k: Kept) -> Option<RxBuf> {
-        match self.slot_mut(id).and_then(|c| c.kept.first_mut()) {
+        let Some(c) = self.slot_mut(id) else {
+            return Some(k.buf);
+        };
+        match c.kept.first_mut() {
             Some(slot) if slot.is_none() => {
                 *slot = Some(k);
+                c.kept_len += 1;
                 None
             }
             _ => Some(k.buf),
