@@ -238,3 +238,34 @@ impl Default for Conn {
         Conn::new()
     }
 }
+
+/// Moves the first entry to the back and every other one place forward (a
+/// `rotate_left(1)`), one swap at a time: for the few entries here that is shorter and
+/// quicker than the `memmove` call `rotate_left` and `Vec::remove` make, and keeps
+/// `memmove` out of the image.
+pub(crate) fn first_to_back<T>(entries: &mut [T]) {
+    let mut slots = entries.iter_mut();
+    let Some(mut prev) = slots.next() else {
+        return;
+    };
+    for next in slots {
+        core::mem::swap(prev, next);
+        prev = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_to_back;
+
+    #[test]
+    fn first_to_back_is_rotate_left_by_one() {
+        for n in 0..6 {
+            let mut got: heapless::Vec<u8, 6> = (0..n).collect();
+            let mut want = got.clone();
+            want.rotate_left(usize::from(n > 0));
+            first_to_back(&mut got);
+            assert_eq!(got, want, "{n} entries");
+        }
+    }
+}

@@ -1605,9 +1605,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 .first()
                 .is_some_and(|u| seq::le(u.seq.wrapping_add(u.len as u32), ack))
             {
-                // Not empty, so `remove(0)` is in bounds.
-                let u = c.unacked.remove(0);
-                self.tx.release(u.buf);
+                conn::first_to_back(&mut c.unacked);
+                if let Some(u) = c.unacked.pop() {
+                    self.tx.release(u.buf);
+                }
             }
             let partial = c.flags.contains(ConnFlags::RECOVERY) && seq::lt(ack, c.recover);
             if c.flags.contains(ConnFlags::RECOVERY) && !partial {
@@ -2127,7 +2128,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     pub(crate) fn kept_done(&mut self, id: ConnId) {
         if let Some(c) = self.slot_mut(id) {
             let window = c.rcv_adv.wrapping_sub(c.rcv_nxt);
-            c.kept.rotate_left(1);
+            conn::first_to_back(&mut c.kept);
             if window < OUR_MSS as u32 {
                 c.flags.insert(ConnFlags::ACK_NOW);
             }
