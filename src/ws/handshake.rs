@@ -177,8 +177,56 @@ impl<const N: usize> Scratch<N> {
 /// is exact for token characters (header names) and for words of letters only (list
 /// tokens compared with "websocket" and "upgrade"). No per-byte range test, unlike
 /// `eq_ignore_ascii_case`.
+///
+/// Four bytes at a time (`lwl`/`lwr` on MIPS32), then the last 0 to 3.
 fn eq_lowercase(s: &[u8], lower: &[u8]) -> bool {
-    s.len() == lower.len() && s.iter().zip(lower).all(|(&a, &b)| a | 0x20 == b)
+    if s.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (s.chunks_exact(4), lower.chunks_exact(4));
+    a.by_ref()
+        .zip(b.by_ref())
+        .all(|(x, y)| word(x) | 0x2020_2020 == word(y))
+        && a.remainder()
+            .iter()
+            .zip(b.remainder())
+            .all(|(&x, &y)| x | 0x20 == y)
+}
+
+/// The first 4 bytes of `chunk` as a little-endian word (0 if it is shorter, which the
+/// callers' exact chunks never are).
+#[inline(always)]
+fn word(chunk: &[u8]) -> u32 {
+    chunk
+        .first_chunk::<4>()
+        .map_or(0, |w| u32::from_le_bytes(*w))
+}
+
+/// The offset of the first CR or LF in `s`, or `s.len()`.
+///
+/// Four bytes at a time: a word with no byte below 0x0E (CR is 0x0D, LF 0x0A) is passed
+/// over with one test, `(w - 0x0E0E0E0E) & !w & 0x80808080` ("has a byte less than n",
+/// exact as a yes/no for n <= 0x80); only a word holding a control byte is looked at
+/// byte by byte. Header values are printable text, so nearly every word takes the test
+/// alone.
+fn line_end(s: &[u8]) -> usize {
+    let is_end = |b: &u8| *b == b'\r' || *b == b'\n';
+    let mut words = s.chunks_exact(4);
+    let mut at = 0;
+    for chunk in words.by_ref() {
+        let w = word(chunk);
+        if w.wrapping_sub(0x0E0E_0E0E) & !w & 0x8080_8080 != 0
+            && let Some(k) = chunk.iter().position(is_end)
+        {
+            return at + k;
+        }
+        at += 4;
+    }
+    at + words
+        .remainder()
+        .iter()
+        .position(is_end)
+        .unwrap_or(words.remainder().len())
 }
 
 /// Whether `b` is a token character (RFC 9110 §5.6.2).
@@ -438,22 +486,34 @@ impl RequestParser {
     }
 
     /// Header-value bytes up to and including the line feed. Returns the bytes used.
+    ///
+    /// One scan finds the line's end: its first CR or LF. RFC 9112 §2.2: a bare CR (one
+    /// not followed by LF) makes the request invalid; dropping it instead would let
+    /// "AQID\rBAUG..." pass as one key. The CR before the LF may end this piece, its LF
+    /// starting the next one.
     fn value_run(&mut self, rest: &[u8], config: &HandshakeConfig) -> Result<usize, Status> {
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let end = if core::mem::take(&mut self.cr_pending) {
+            if rest.first() != Some(&b'\n') {
+                return Err(Status::BadRequest);
+            }
+            0
+        } else {
+            line_end(rest)
+        };
         let mut run = rest.get(..end).unwrap_or_default();
-        // RFC 9112 §2.2: a bare CR (one not followed by LF) makes the request invalid;
-        // dropping it instead would let "AQID\rBAUG..." pass as one key. The CR before
-        // the LF may end this piece, its LF starting the next one.
-        if core::mem::take(&mut self.cr_pending) && end != 0 {
-            return Err(Status::BadRequest);
-        }
-        if let Some((b'\r', before)) = run.split_last() {
-            run = before;
-            self.cr_pending = end == rest.len();
-        }
-        if run.contains(&b'\r') {
-            return Err(Status::BadRequest);
-        }
+        let (used, line_done) = match rest.get(end) {
+            None => (end, false),
+            Some(b'\n') => (end + 1, true),
+            // A CR (`line_end` stops at nothing else).
+            Some(_) => match rest.get(end + 1) {
+                Some(b'\n') => (end + 2, true),
+                None => {
+                    self.cr_pending = true;
+                    (end + 1, false)
+                }
+                Some(_) => return Err(Status::BadRequest),
+            },
+        };
         if self.phase == Phase::ValueStart {
             run = run.trim_ascii_start();
             if !run.is_empty() {
@@ -484,12 +544,11 @@ impl RequestParser {
             // A single value, whole (trailing blanks trimmed at its end).
             Header::Key | Header::Version | Header::Origin => self.scratch.append(run),
         }
-        if end == rest.len() {
-            return Ok(end);
+        if line_done {
+            self.end_value(config);
+            self.phase = Phase::LineStart;
         }
-        self.end_value(config);
-        self.phase = Phase::LineStart;
-        Ok(end + 1)
+        Ok(used)
     }
 
     fn step(&mut self, b: u8, config: &HandshakeConfig) -> Result<(), Status> {
@@ -782,5 +841,61 @@ impl Writer<'_> {
             }
         }
         self.put(digits.get(i..)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{eq_lowercase, line_end};
+
+    /// Every byte value at every position of lines of 0 to 11 bytes (each word position
+    /// and the tail), against the byte-at-a-time definition.
+    #[test]
+    fn line_end_finds_the_first_cr_or_lf() {
+        let want = |s: &[u8]| {
+            s.iter()
+                .position(|&b| b == b'\r' || b == b'\n')
+                .unwrap_or(s.len())
+        };
+        for len in 0..12 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut line = [b'a'; 12];
+                    let s = &mut line[..len];
+                    s[at] = b;
+                    assert_eq!(line_end(s), want(s), "{s:?}");
+                    // A second candidate after it never wins over the first.
+                    if at + 1 < len {
+                        s[at + 1] = b'\n';
+                        assert_eq!(line_end(s), want(s), "{s:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn eq_lowercase_folds_only_the_case_bit() {
+        let want = |s: &[u8], l: &[u8]| {
+            s.len() == l.len() && s.iter().zip(l).all(|(&a, &b)| a | 0x20 == b)
+        };
+        for name in ["sec-websocket-version", "host", "upgrade", "websocket", ""] {
+            let l = name.as_bytes();
+            for at in 0..l.len() {
+                for b in 0..=255u8 {
+                    let mut buf = [0u8; 32];
+                    let s = &mut buf[..l.len()];
+                    s.copy_from_slice(l);
+                    s[at] = b;
+                    assert_eq!(eq_lowercase(s, l), want(s, l), "{s:?}");
+                }
+            }
+            let mut upper = [0u8; 32];
+            let upper = &mut upper[..l.len()];
+            upper.copy_from_slice(l);
+            upper.make_ascii_uppercase();
+            assert!(eq_lowercase(upper, l));
+            assert!(!eq_lowercase(&l[..l.len().saturating_sub(1)], l) || l.is_empty());
+        }
     }
 }
