@@ -95,6 +95,21 @@ pub struct Unacked {
     pub resent: bool,
 }
 
+impl Unacked {
+    /// A segment of `len` payload bytes from `seq`, just written into `buf` (a frame of
+    /// `frame_len` bytes), neither SACKed nor resent yet.
+    pub(crate) fn new(seq: u32, len: usize, frame_len: usize, buf: TxBuf) -> Unacked {
+        Unacked {
+            seq,
+            len: len as u16,
+            frame_len: frame_len as u16,
+            buf,
+            sacked: false,
+            resent: false,
+        }
+    }
+}
+
 /// Received data kept in place because the layer above did not consume it yet.
 #[derive(Debug)]
 pub struct Kept {

@@ -591,14 +591,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.tx.release(buf);
                 return Err(SendError::NotConnected);
             };
-            let pushed = c.unacked.push(Unacked {
-                seq,
-                len: n as u16,
-                frame_len: frame_len as u16,
-                buf,
-                sacked: false,
-                resent: false,
-            });
+            let pushed = c.unacked.push(Unacked::new(seq, n, frame_len, buf));
             if let Err(u) = pushed {
                 self.tx.release(u.buf); // cannot happen: room() checked the budget
                 return Err(SendError::WouldBlock);
@@ -653,14 +646,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return Ok(n);
         };
-        let pushed = c.unacked.push(Unacked {
-            seq,
-            len: n as u16,
-            frame_len: frame_len as u16,
-            buf,
-            sacked: false,
-            resent: false,
-        });
+        let pushed = c.unacked.push(Unacked::new(seq, n, frame_len, buf));
         if let Err(u) = pushed {
             self.tx.release(u.buf); // cannot happen: room() checked the budget
         }
