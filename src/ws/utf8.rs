@@ -33,12 +33,13 @@
 //!
 //! Between characters the validator reads 4 bytes at a time, at any alignment (`lwl`/`lwr`
 //! on MIPS32). A lead byte at the front of the word starts a sequence of at most 4 bytes,
-//! so it lies whole in the word: one table entry gives its length, the range of its second
-//! byte and a mask for the top bits of the others, and the word is checked at once. A word
-//! of ASCII (no bit of `0x80808080` set) is skipped; four in a row hand over to a scan of
+//! so it lies whole in the word: one table entry gives the top bits each of its bytes
+//! must have, and its length, and the word is checked with an XOR and an AND. A word of
+//! ASCII (no bit of `0x80808080` set) is skipped; eight in a row hand over to a scan of
 //! aligned words, eight (32 bytes) per loop iteration. Only the last 3 bytes of a piece,
-//! a sequence cut by its end, or an invalid one go through the byte-by-byte state
-//! machine, which carries the sequence over or finds the offending byte.
+//! a sequence cut by its end, an invalid one, or one the table does not cover (F0 A0..BF)
+//! go through the byte-by-byte state machine, which carries the sequence over or finds
+//! the offending byte.
 
 /// Where a message stopped being valid UTF-8.
 ///
@@ -124,7 +125,7 @@ const HIGH: u32 = 0x8080_8080;
 
 /// For a lead byte (not ASCII): the number of continuation bytes and the range of the
 /// first one (RFC 3629 §4); `None` for a byte that cannot start a sequence. The
-/// definition; the validator uses it as the table [`LEADS`].
+/// definition; the validator uses it as the table [`SEQUENCES`].
 const fn lead(b: u8) -> Option<(u8, u8, u8)> {
     match b {
         0xC2..=0xDF => Some((1, 0x80, 0xBF)),
@@ -144,48 +145,64 @@ const fn lead(b: u8) -> Option<(u8, u8, u8)> {
     }
 }
 
-/// [`lead`] as a table for the bytes 80..FF (index `b & 0x7F`), 512 bytes: the low byte
-/// is the lowest allowed next byte, bits 8..14 the width of the range less one, bits
-/// 14..16 the number of continuation bytes less one, and bits 22, 23, 30 and 31 the top
-/// two bits of the third and fourth bytes as far as the sequence has them (see
-/// [`Utf8Validator::feed`]); 0 for a byte that cannot start a sequence. Continuation
-/// bytes have entries too, so that a lead byte costs no compare before the look-up.
-const LEADS: [u32; 128] = {
-    let mut t = [0u32; 128];
+/// What the word loop checks for a sequence whose lead byte is the first byte of a word
+/// `w` (read little-endian, the lead byte lowest): for the lead byte `b`, at index
+/// `b & 0x3F`, a pair `[x, m]` such that the sequence is well formed when
+/// `(w ^ x) & m == 0`, 512 bytes. Byte 0 of `m` is `0xFF` and byte 0 of `x` the lead byte
+/// itself, so a byte that cannot start a sequence (80..BF, which share the index of
+/// C0..FF, and C0, C1, F5..FF, whose `x` is 0) never passes. Bytes 1 to 3 of `m` and `x`
+/// give the top bits each byte of the sequence must have, as [`lead`] allows it: 80..BF
+/// is `10xxxxxx`; E0's A0..BF is `101xxxxx`, ED's 80..9F `100xxxxx`, F4's 80..8F
+/// `1000xxxx`. F0's 90..BF is not one such pattern: the table takes its part 90..9F
+/// (U+10000..U+1FFFF, where the emoji are), and the rest, F0 A0..BF, goes byte by byte.
+/// The bits of `x` that `m` leaves out hold the sequence's length (bits 24..27), which
+/// every valid `m` leaves free (at most `0xC0` in byte 3).
+const SEQUENCES: [[u32; 2]; 64] = {
+    let mut t = [[0u32, 0xFF]; 64];
     let mut i = 0;
-    while i < 128 {
-        if let Some((n, lo, hi)) = lead(0x80 | i as u8) {
-            let later = match n {
-                1 => 0,
-                2 => 0x00C0_0000,
-                _ => 0xC0C0_0000,
-            };
-            t[i] = later | (n as u32 - 1) << 14 | ((hi - lo) as u32) << 8 | lo as u32;
+    while i < 64 {
+        let b = 0xC0 | i as u8;
+        if let Some((n, lo, hi)) = lead(b) {
+            // The second byte: `lo..=hi` as top bits fixed, low bits free. F0's range
+            // 90..BF is cut to 90..9F (see above).
+            let hi = if b == 0xF0 { 0x9F } else { hi };
+            // Checked when the table is built: the range is an aligned block whose size
+            // is a power of two, so a mask of top bits says it.
+            assert!(lo & (hi - lo) == 0 && (hi - lo) & (hi - lo).wrapping_add(1) == 0);
+            let second = !(hi - lo);
+            let mut m = 0xFF | (second as u32) << 8;
+            let mut x = b as u32 | (lo as u32) << 8 | (n as u32 + 1) << 24;
+            // The third and fourth bytes, when the sequence has them: 10xxxxxx.
+            let mut k = 2;
+            while k <= n as u32 {
+                m |= 0xC0 << (8 * k);
+                x |= 0x80 << (8 * k);
+                k += 1;
+            }
+            t[i] = [x, m];
         }
         i += 1;
     }
     t
 };
 
-/// The [`LEADS`] entry of a byte that is not ASCII.
+/// The [`SEQUENCES`] entry of a lead byte. `& 0x3F` keeps the index in the table: no
+/// bounds check, no panic path.
 #[inline(always)]
-fn lead_entry(b: u8) -> u32 {
-    // `& 0x7F` keeps the index in the table: no bounds check, no panic path.
-    LEADS[(b & 0x7F) as usize]
-}
-
-/// The length of the sequence a (non-zero) [`LEADS`] entry describes: 2 to 4.
-#[inline(always)]
-const fn entry_len(e: u32) -> usize {
-    ((e >> 14) as usize & 3) + 2
+fn sequence(b: u8) -> [u32; 2] {
+    SEQUENCES[(b & 0x3F) as usize]
 }
 
 /// For a byte that is not ASCII: the number of continuation bytes and the range of the
-/// first one as (`lo`, `span`), from [`LEADS`]; `None` if it cannot start a sequence.
+/// first one as (`lo`, `span`); `None` if it cannot start a sequence. What the
+/// byte-by-byte path reads of [`SEQUENCES`], with F0's second byte given its whole range.
 #[inline(always)]
 fn classify(b: u8) -> Option<(u8, u8, u8)> {
-    let e = lead_entry(b);
-    (e != 0).then(|| (entry_len(e) as u8 - 1, e as u8, (e >> 8) as u8 & 0x3F))
+    let [x, m] = sequence(b);
+    // A continuation byte shares its entry with a lead (C0..FF): byte 0 of `x` tells.
+    let len = (x >> 24) as u8 & 7;
+    let span = if b == 0xF0 { 0x2F } else { !(m >> 8) as u8 };
+    (x as u8 == b && len != 0).then(|| (len - 1, (x >> 8) as u8, span))
 }
 
 /// `b` is in `lo..=lo + span` (one compare: below `lo` wraps around to above `span`).
@@ -317,7 +334,7 @@ impl Utf8Validator {
             }
             // Between characters, while a word is left: 4 bytes at a time, wherever they
             // start (`lwl`/`lwr` on MIPS32). ASCII words in a row are counted: a run of
-            // more than 3 goes on in the aligned scan, which costs more to set up than
+            // more than 7 goes on in the aligned scan, which costs more to set up than
             // the word loop spends on a short run between two characters.
             let mut ascii_words = 0u32;
             // Words start below `limit`: the 4 bytes from there are within `data`.
@@ -329,20 +346,15 @@ impl Utf8Validator {
                     u32::from_le(unsafe { data.as_ptr().add(at).cast::<u32>().read_unaligned() });
                 if w & 0x80 != 0 {
                     // A lead byte: a sequence of at most 4 bytes, so it lies whole in the
-                    // word. Its second byte in its own range, the ones after it 80..BF:
-                    // with every top bit flipped, none of the bits the entry names for
-                    // them set. An invalid lead or sequence goes byte by byte from the
-                    // lead, which finds the offending byte.
-                    let e = lead_entry(w as u8);
-                    // The three tests OR-ed as integers: one branch.
-                    let bad = (e == 0) as u32
-                        | !within((w >> 8) as u8, e as u8, (e >> 8) as u8 & 0x3F) as u32
-                        | ((w ^ HIGH) & e) >> 16;
-                    if bad != 0 {
+                    // word, and one table entry checks it at once. An invalid lead or
+                    // sequence (or F0 A0..BF) goes byte by byte from the lead, which finds
+                    // the offending byte.
+                    let [x, m] = sequence(w as u8);
+                    if (w ^ x) & m != 0 {
                         break;
                     }
-                    // At most 4: still within `data`.
-                    at += entry_len(e);
+                    // The length, 2 to 4: still within `data`.
+                    at += (x >> 24) as usize & 7;
                     ascii_words = 0;
                 } else if w & HIGH == 0 {
                     at += 4;
@@ -717,10 +729,32 @@ mod tests {
     }
 
     #[test]
-    fn lead_table_matches_definition() {
+    fn classify_matches_definition() {
         for b in 0x80..=0xFFu8 {
             let want = lead(b).map(|(n, lo, hi)| (n, lo, hi - lo));
             assert_eq!(classify(b), want, "{b:#04x}");
+        }
+    }
+
+    #[test]
+    fn sequence_table_matches_definition() {
+        // Every lead byte and second byte, the third and fourth continuation bytes or
+        // not: the word check passes exactly for the sequences `lead` allows (F0 only
+        // with a second byte 90..9F), and then gives their length.
+        for b in 0x80..=0xFFu8 {
+            for second in 0..=255u8 {
+                for later in [0x41u8, 0x80, 0xBF, 0xC0] {
+                    let w = u32::from_le_bytes([b, second, later, later]);
+                    let [x, m] = sequence(b);
+                    let want = lead(b).and_then(|(n, lo, hi)| {
+                        let hi = if b == 0xF0 { 0x9F } else { hi };
+                        let rest = (0x80..=0xBF).contains(&later) || n == 1;
+                        ((lo..=hi).contains(&second) && rest).then_some(n as usize + 1)
+                    });
+                    let got = ((w ^ x) & m == 0).then_some((x >> 24) as usize & 7);
+                    assert_eq!(got, want, "{w:08x}");
+                }
+            }
         }
     }
 
