@@ -102,6 +102,28 @@ fn echo_requests_of_every_size_up_to_the_mtu_are_answered() {
     assert_eq!(rig.fw.iface.stats().icmp_echo_replies, 213);
 }
 
+/// RFC 791 §3.1: the header checksum covers the options too. An echo request with 8
+/// bytes of options (IHL 7) is answered; the same with an option byte changed after the
+/// checksum was set is dropped and counted as a bad checksum.
+#[test]
+fn ip_options_are_covered_by_the_header_checksum() {
+    let mut rig = Rig::new();
+    let data = *b"options!";
+    let req = echo_request(0x0707, 7, &data);
+    let mut ip = ip_header(28 + req.len() as u16, 7, 1, 0, true);
+    ip.extend_from_slice(&req);
+    let out = rig.send_frame(&eth(0x0800, &ip));
+    assert_eq!(out.len(), 1, "answered: {out:?}");
+    let Out::Icmp { body, .. } = &out[0] else {
+        panic!("ICMP expected")
+    };
+    assert_eq!((body[0], &body[8..]), (0, &data[..]), "echo reply");
+    ip[25] ^= 0x40;
+    expect_dropped(&mut rig, eth(0x0800, &ip), "option byte changed", |n, _| {
+        n.ip_bad_checksum
+    });
+}
+
 fn stats(rig: &Rig) -> (NetStats, TcpStats) {
     (*rig.fw.iface.stats(), *rig.fw.iface.tcp_stats())
 }

@@ -44,8 +44,8 @@ impl<'a> Ipv4Packet<'a> {
     /// padded); the payload is trimmed to the total length.
     pub fn new_checked(buf: &'a mut [u8]) -> Result<Ipv4Packet<'a>, Ipv4Error> {
         let frame_len = buf.len();
-        let (header, rest) = buf
-            .split_first_chunk_mut::<HEADER_LEN>()
+        let header = buf
+            .first_chunk::<HEADER_LEN>()
             .ok_or(Ipv4Error::Truncated)?;
         if header[0] >> 4 != 4 {
             return Err(Ipv4Error::BadVersion);
@@ -65,20 +65,21 @@ impl<'a> Ipv4Packet<'a> {
         if total > frame_len {
             return Err(Ipv4Error::Truncated);
         }
-        let (options, rest) = rest
-            .split_at_mut_checked(ihl - HEADER_LEN)
-            .ok_or(Ipv4Error::Truncated)?;
-        let mut c = super::checksum::Checksum::new();
-        c.add(&header[..]);
-        c.add(options);
-        if c.finish() != 0 {
+        let flags_frag = u16::from_be_bytes([header[6], header[7]]);
+        // RFC 791 §3.1: the checksum covers the header with its options, which follow
+        // it: one sum over both (options are rare, an empty second piece costs a call).
+        if checksum(buf.get(..ihl).ok_or(Ipv4Error::Truncated)?) != 0 {
             return Err(Ipv4Error::BadChecksum);
         }
-        let flags_frag = u16::from_be_bytes([header[6], header[7]]);
         if flags_frag & 0x3FFF != 0 {
             return Err(Ipv4Error::Fragment);
         }
-        let payload = rest.get_mut(..total - ihl).ok_or(Ipv4Error::Truncated)?;
+        let (header, rest) = buf
+            .split_first_chunk_mut::<HEADER_LEN>()
+            .ok_or(Ipv4Error::Truncated)?;
+        let payload = rest
+            .get_mut(ihl - HEADER_LEN..total - HEADER_LEN)
+            .ok_or(Ipv4Error::Truncated)?;
         Ok(Ipv4Packet {
             header,
             header_len: ihl,
