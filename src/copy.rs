@@ -7,7 +7,9 @@
 //! sides are aligned alike, and shifts and merges two loads per word when they are not.
 //! MIPS32 reads a word at any address with `lwl`/`lwr`, so [`copy`] aligns the destination,
 //! then stores aligned words read from wherever the source is: 3 instructions a word in a
-//! loop of 8 words, 0.875 per byte.
+//! loop of 8 words, 0.9 per byte. When the source then turns out aligned too (an echo:
+//! the payload loses its 4-byte mask key on the way back, so it keeps its offset mod 4),
+//! a word is a plain load and a store, 0.65 per byte.
 //!
 //! Every copy of payload goes through it (a frame's payload, a page body, bytes appended
 //! behind kept data, an ICMP echo's data); header fields use `copy_from_slice`.
@@ -31,6 +33,43 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
         *d = *s;
     }
     let (blocks, words) = words.as_chunks_mut::<8>();
+    if blocks.is_empty() {
+        // Under 32 bytes: the word loop below.
+    }
+    // SAFETY: as above; `align_to` only reinterprets the aligned middle of `src`.
+    else if let ([], src_words, _) = unsafe { src.align_to::<u32>() } {
+        // The source is aligned as well (an echo's payload sits at the same offset mod 4
+        // in the RX and the TX buffer: the mask key it loses is 4 bytes): plain word
+        // loads, 2 instructions a word instead of 3.
+        let (src_blocks, _) = src_words.as_chunks::<8>();
+        for (block, s) in blocks.iter_mut().zip(src_blocks) {
+            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
+            let [a, b, c, d, e, f, g, h] = *s;
+            *w0 = a;
+            *w1 = b;
+            *w2 = c;
+            *w3 = d;
+            *w4 = e;
+            *w5 = f;
+            *w6 = g;
+            *w7 = h;
+        }
+    } else {
+        copy_blocks(blocks, src);
+    }
+    let src = src.get(blocks.len() * 32..).unwrap_or_default();
+    let (src_words, src_tail) = src.as_chunks::<4>();
+    for (d, s) in words.iter_mut().zip(src_words) {
+        *d = u32::from_ne_bytes(*s);
+    }
+    for (d, s) in tail.iter_mut().zip(src_tail) {
+        *d = *s;
+    }
+}
+
+/// Blocks of 8 words from a source at any alignment (`lwl`/`lwr` on MIPS32).
+#[inline(always)]
+fn copy_blocks(blocks: &mut [[u32; 8]], src: &[u8]) {
     for (block, s) in blocks.iter_mut().zip(src.as_chunks::<32>().0) {
         // Eight words spelled out: a store each, so the loop is not turned back into a
         // call to `memcpy`.
@@ -46,14 +85,6 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
         *w5 = u32::from_ne_bytes(*f);
         *w6 = u32::from_ne_bytes(*g);
         *w7 = u32::from_ne_bytes(*h);
-    }
-    let src = src.get(blocks.len() * 32..).unwrap_or_default();
-    let (src_words, src_tail) = src.as_chunks::<4>();
-    for (d, s) in words.iter_mut().zip(src_words) {
-        *d = u32::from_ne_bytes(*s);
-    }
-    for (d, s) in tail.iter_mut().zip(src_tail) {
-        *d = *s;
     }
 }
 
