@@ -1999,9 +1999,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Sends the ACKs owed now (at the end of a batch of frames, or when delayed ACKs
     /// expire).
     pub(crate) fn flush_acks(&mut self) {
-        // Corked data carries the ACK.
-        self.flush();
         for i in 0..self.conns.len() {
+            // Corked data carries the ACK (and clears ACK_NOW when it goes).
+            self.transmit_corked(i);
             if self
                 .conns
                 .get(i)
