@@ -1,15 +1,16 @@
 //! Copying payload between DMA buffers a word at a time, whatever the alignment of either.
 //!
-//! An echoed payload is copied from the RX buffer it was unmasked in into a TX buffer, and
-//! the two seldom agree on alignment (the WebSocket header before it is 6 or 8 bytes on
-//! the way in, 2 or 4 on the way out). `core`'s `copy_from_slice` calls `memcpy`, whose
-//! portable code (compiler-builtins) moves a word in 6 instructions on MIPS32 when both
-//! sides are aligned alike, and shifts and merges two loads per word when they are not.
-//! MIPS32 reads a word at any address with `lwl`/`lwr`, so [`copy`] aligns the destination,
-//! then stores aligned words read from wherever the source is: 3 instructions a word in a
-//! loop of 8 words, 0.9 per byte. When the source then turns out aligned too (an echo:
-//! the payload loses its 4-byte mask key on the way back, so it keeps its offset mod 4),
-//! a word is a plain load and a store, 0.65 per byte.
+//! An echoed payload is copied from the RX buffer it was unmasked in into a TX buffer;
+//! other payloads (a page body, bytes appended behind kept data) come from anywhere.
+//! `core`'s `copy_from_slice` calls `memcpy`, whose portable code (compiler-builtins)
+//! moves a word in 6 instructions on MIPS32 when both sides are aligned alike, and shifts
+//! and merges two loads per word when they are not. MIPS32 reads a word at any address
+//! with `lwl`/`lwr`, so [`copy`] aligns the destination, then stores aligned words read
+//! from wherever the source is: 3 instructions a word in a loop of 8 words, 0.9 per byte.
+//! When the source then turns out aligned too, a word is a plain load and a store, 0.6 per
+//! byte. That is always so for an echo: the frame header loses the 4-byte mask key on the
+//! way back (6 or 8 bytes in, 2 or 4 out, RFC 6455 §5.2), so the payload keeps its offset
+//! mod 4 (the TCP header is a multiple of 4 bytes either way).
 //!
 //! Every copy of payload goes through it (a frame's payload, a page body, bytes appended
 //! behind kept data, an ICMP echo's data); header fields use `copy_from_slice`.
@@ -37,11 +38,14 @@ pub fn copy(dst: &mut [u8], src: &[u8]) {
         // Under 32 bytes: the word loop below.
     }
     // SAFETY: as above; `align_to` only reinterprets the aligned middle of `src`.
-    else if let ([], src_words, _) = unsafe { src.align_to::<u32>() } {
-        // The source is aligned as well (an echo's payload sits at the same offset mod 4
-        // in the RX and the TX buffer: the mask key it loses is 4 bytes): plain word
-        // loads, 2 instructions a word instead of 3.
-        let (src_blocks, _) = src_words.as_chunks::<8>();
+    else if let ([], src_words, _) = unsafe { src.align_to::<u32>() }
+        && let (src_blocks, _) = src_words.as_chunks::<8>()
+        // `align_to` may leave more in its head and tail than it must; only a middle
+        // that covers every block is taken (today's `core` always gives one).
+        && src_blocks.len() >= blocks.len()
+    {
+        // The source is aligned as well (see the module docs): plain word loads, 2
+        // instructions a word instead of 3.
         for (block, s) in blocks.iter_mut().zip(src_blocks) {
             let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
             let [a, b, c, d, e, f, g, h] = *s;

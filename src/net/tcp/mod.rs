@@ -486,9 +486,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
-    /// Builds the headers of connection `i`'s corked segment (with the current ACK and
-    /// window) and hands it to the controller. If the ring refuses it, it stays unacked
-    /// with valid headers and the retransmission timer sends it.
+    /// Transmits connection `i`'s corked segment, if it has one.
     ///
     /// Most calls find nothing corked (every flush asks every connection): that test is
     /// made here, inline, and only a corked segment costs the call to
@@ -500,7 +498,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
-    /// The body of [`transmit_corked`](Self::transmit_corked).
+    /// Builds the headers of connection `i`'s corked segment (with the current ACK and
+    /// window) and hands it to the controller. If the ring refuses it, it stays unacked
+    /// with valid headers and the retransmission timer sends it.
     #[inline(never)]
     fn send_corked(&mut self, i: usize) {
         let Some(k) = self.conns.get_mut(i).and_then(|c| {
@@ -833,7 +833,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         // Corked data goes first (and carries the ACK): a pure ACK must not announce a
         // sequence number past data not yet sent.
         if self.conns.get(i).is_some_and(|c| c.corked) {
-            self.transmit_corked(i);
+            self.send_corked(i);
             return;
         }
         let window = self.rcv_window(i);
@@ -1999,6 +1999,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Sends the ACKs owed now (at the end of a batch of frames, or when delayed ACKs
     /// expire).
     pub(crate) fn flush_acks(&mut self) {
+        // One pass: a connection's corked segment, then its ACK if still owed. The order
+        // between connections does not matter: a corked segment already holds its TX
+        // buffer, and the ring has a descriptor for every buffer, so another connection's
+        // ACK cannot take what it needs.
         for i in 0..self.conns.len() {
             // Corked data carries the ACK (and clears ACK_NOW when it goes).
             self.transmit_corked(i);
