@@ -46,31 +46,21 @@ use std::hint::black_box;
 /// Our reference app, brought up as the target's `mzw1-bench-ws` brings it up.
 mod ours {
     use super::Session;
-    use core::cell::RefCell;
-    use critical_section::Mutex;
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, host_window};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::now;
     use mzw1_bench_harness::runner::TcpBench;
     use mzw1_reference::{App, Config, Dma};
     use mzw1_wss::mac::IrqShared;
-    use mzw1_wss::time::Instant;
 
     static mut DMA: Dma = Dma::new();
     static IRQ: IrqShared = IrqShared::new();
-    static APP: Mutex<RefCell<Option<App>>> = Mutex::new(RefCell::new(None));
-
-    /// As the reference firmware's `with_app`, with the benchmark clock.
-    fn with_app<R>(f: impl FnOnce(&mut App, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut app = APP.borrow(cs).try_borrow_mut().ok()?;
-            app.as_mut().map(|a| f(a, now()))
-        })
-    }
+    static APP: Shared<App> = Shared::new();
 
     /// The reference firmware's `mzw1_eth_interrupt`: what the benchmarks count.
     fn interrupt() {
-        with_app(|app, now| app.on_interrupt(now));
+        APP.with(|app, now| app.on_interrupt(now));
     }
 
     /// The app on the stand-in controller, and a session on it.
@@ -83,16 +73,19 @@ mod ours {
         // runs each benchmark in a process of its own).
         let dma = unsafe { &mut *dma_ptr };
         let app = App::new(p, dma, window, &IRQ, config, now());
-        critical_section::with(|cs| APP.borrow(cs).replace(Some(app)));
+        APP.put(app);
         let server = Endpoint {
             mac: config.mac.mac_address,
             ip: config.ip.address,
         };
         let stack = mzw1_bench_harness::runner::Stack {
             poll: || {
-                with_app(|app, now| app.poll(now));
+                APP.with(|app, now| app.poll(now));
             },
-            link_up: || with_app(|app, _| app.mac().link().is_some()).unwrap_or(false),
+            link_up: || {
+                APP.with(|app, _| app.mac().link().is_some())
+                    .unwrap_or(false)
+            },
             interrupt,
         };
         let bench = TcpBench::new(stack, Board::attach(), "", server).expect("one session");
@@ -103,15 +96,13 @@ mod ours {
 /// The peer, brought up as the target's `mzw1-bench-peers-ws` brings it up.
 mod peer {
     use super::Session;
-    use core::cell::RefCell;
-    use critical_section::Mutex;
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, host_window};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::now;
     use mzw1_bench_harness::runner::TcpBench;
     use mzw1_bench_peers::ws_server::{Buffers, SOCKETS_EMPTY, Sockets, WsServer};
     use mzw1_wss::mac::{DmaMemory, IrqShared, Mac, MacConfig};
-    use mzw1_wss::time::Instant;
 
     /// The server's address (the reference app's default).
     const IP: [u8; 4] = [192, 168, 7, 2];
@@ -120,18 +111,11 @@ mod peer {
     static IRQ: IrqShared = IrqShared::new();
     static mut SOCKETS: Sockets = SOCKETS_EMPTY;
     static mut BUFFERS: Buffers = Buffers::new();
-    static PEER: Mutex<RefCell<Option<WsServer>>> = Mutex::new(RefCell::new(None));
-
-    fn with_peer<R>(f: impl FnOnce(&mut WsServer, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut p = PEER.borrow(cs).try_borrow_mut().ok()?;
-            p.as_mut().map(|p| f(p, now()))
-        })
-    }
+    static PEER: Shared<WsServer> = Shared::new();
 
     /// The peer firmware's `mzw1_eth_interrupt`: what the benchmarks count.
     fn interrupt() {
-        with_peer(|p, now| {
+        PEER.with(|p, now| {
             p.dev.mac.on_interrupt();
             p.service(now);
         });
@@ -154,19 +138,22 @@ mod peer {
         };
         let mac = Mac::new(p, dma, window, &IRQ, config, now());
         let server = WsServer::new(mac, config.mac_address, IP, sockets, buffers, now());
-        critical_section::with(|cs| PEER.borrow(cs).replace(Some(server)));
+        PEER.put(server);
         let endpoint = Endpoint {
             mac: config.mac_address,
             ip: IP,
         };
         let stack = mzw1_bench_harness::runner::Stack {
             poll: || {
-                with_peer(|p, now| {
+                PEER.with(|p, now| {
                     p.dev.mac.poll(now);
                     p.service(now);
                 });
             },
-            link_up: || with_peer(|p, _| p.dev.mac.link().is_some()).unwrap_or(false),
+            link_up: || {
+                PEER.with(|p, _| p.dev.mac.link().is_some())
+                    .unwrap_or(false)
+            },
             interrupt,
         };
         let bench = TcpBench::new(stack, Board::attach(), "peer_", endpoint).expect("one session");

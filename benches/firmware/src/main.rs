@@ -16,9 +16,8 @@
 
 #[cfg(target_os = "none")]
 mod firmware {
-    use core::cell::RefCell;
     use core::hint::black_box;
-    use critical_section::Mutex;
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::{Endpoint, inet_checksum};
     use mzw1_bench_harness::inputs::{
@@ -31,7 +30,6 @@ mod firmware {
     use mzw1_wss::mac::{IrqShared, Mac};
     use mzw1_wss::net::tcp::{ConnId, TcpApi, TcpEvent, TcpHandler};
     use mzw1_wss::net::{Interface, Link, NetConfig};
-    use mzw1_wss::time::Instant;
     use mzw1_wss::ws::handshake::{
         self, HandshakeConfig, Progress, RequestParser, Status, accept_key,
     };
@@ -39,7 +37,7 @@ mod firmware {
     /// Descriptors and packet buffers (ordinary RAM on Malta).
     static mut DMA: Dma = Dma::new();
     static IRQ: IrqShared = IrqShared::new();
-    static APP: Mutex<RefCell<Option<EchoApp>>> = Mutex::new(RefCell::new(None));
+    static APP: Shared<EchoApp> = Shared::new();
 
     /// Echoes every byte it receives, written straight from the RX buffer into a TX
     /// buffer; closes when the peer closes (the reference app's TCP echo).
@@ -78,20 +76,10 @@ mod firmware {
         echo: Echo,
     }
 
-    /// Runs `f` on the app inside a critical section, as the reference firmware's
-    /// `with_app` does (with the benchmark clock in place of its CoreTimer, so no Count
-    /// read happens inside the measured regions).
-    fn with_app<R>(f: impl FnOnce(&mut EchoApp, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut app = APP.borrow(cs).try_borrow_mut().ok()?;
-            app.as_mut().map(|a| f(a, now()))
-        })
-    }
-
     /// What vector 165 calls: acknowledge, then handle what arrived right away.
     #[unsafe(no_mangle)]
     extern "C" fn mzw1_eth_interrupt() {
-        with_app(|app, now| app.net.on_interrupt(now, &mut app.echo));
+        APP.with(|app, now| app.net.on_interrupt(now, &mut app.echo));
     }
 
     #[unsafe(no_mangle)]
@@ -302,16 +290,19 @@ mod firmware {
             },
         );
         let app = EchoApp { net, echo: Echo };
-        critical_section::with(|cs| APP.borrow(cs).replace(Some(app)));
+        APP.put(app);
         let server = Endpoint {
             mac: config.mac.mac_address,
             ip: config.ip.address,
         };
         let stack = Stack {
             poll: || {
-                with_app(|app, now| app.net.poll(now, &mut app.echo));
+                APP.with(|app, now| app.net.poll(now, &mut app.echo));
             },
-            link_up: || with_app(|app, _| app.net.mac().link().is_some()).unwrap_or(false),
+            link_up: || {
+                APP.with(|app, _| app.net.mac().link().is_some())
+                    .unwrap_or(false)
+            },
         };
         let mut bench =
             TcpBench::new(stack, Board::attach(), "", server).ok_or(BenchError::WrongResult)?;

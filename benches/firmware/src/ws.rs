@@ -25,35 +25,23 @@
 
 #[cfg(target_os = "none")]
 mod firmware {
-    use core::cell::RefCell;
-    use critical_section::Mutex;
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::runner::{self, Stack, TcpBench};
     use mzw1_bench_harness::{BenchError, now, rt};
     use mzw1_reference::{App, Config, Dma};
     use mzw1_wss::mac::IrqShared;
-    use mzw1_wss::time::Instant;
 
     /// Descriptors and packet buffers (ordinary RAM on Malta).
     static mut DMA: Dma = Dma::new();
     static IRQ: IrqShared = IrqShared::new();
-    static APP: Mutex<RefCell<Option<App>>> = Mutex::new(RefCell::new(None));
-
-    /// Runs `f` on the app inside a critical section, as the reference firmware's
-    /// `with_app` does (with the benchmark clock in place of its CoreTimer, so no Count
-    /// read happens inside the measured regions).
-    fn with_app<R>(f: impl FnOnce(&mut App, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut app = APP.borrow(cs).try_borrow_mut().ok()?;
-            app.as_mut().map(|a| f(a, now()))
-        })
-    }
+    static APP: Shared<App> = Shared::new();
 
     /// What vector 165 calls: the reference firmware's `mzw1_eth_interrupt`.
     #[unsafe(no_mangle)]
     extern "C" fn mzw1_eth_interrupt() {
-        with_app(|app, now| app.on_interrupt(now));
+        APP.with(|app, now| app.on_interrupt(now));
     }
 
     #[unsafe(no_mangle)]
@@ -69,16 +57,19 @@ mod firmware {
         // SAFETY: the one place that takes the DMA region.
         let dma = unsafe { &mut *core::ptr::addr_of_mut!(DMA) };
         let app = App::new(p, dma, WINDOW, &IRQ, config, now());
-        critical_section::with(|cs| APP.borrow(cs).replace(Some(app)));
+        APP.put(app);
         let server = Endpoint {
             mac: config.mac.mac_address,
             ip: config.ip.address,
         };
         let stack = Stack {
             poll: || {
-                with_app(|app, now| app.poll(now));
+                APP.with(|app, now| app.poll(now));
             },
-            link_up: || with_app(|app, _| app.mac().link().is_some()).unwrap_or(false),
+            link_up: || {
+                APP.with(|app, _| app.mac().link().is_some())
+                    .unwrap_or(false)
+            },
         };
         let mut bench =
             TcpBench::new(stack, Board::attach(), "", server).ok_or(BenchError::WrongResult)?;

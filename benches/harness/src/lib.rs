@@ -61,6 +61,39 @@ pub fn advance(ms: u32) {
     );
 }
 
+/// What a benchmark firmware's interrupt handler and its main line share: the stack under
+/// test, reached in a critical section as the reference firmware reaches its `APP`.
+pub struct Shared<T>(critical_section::Mutex<core::cell::RefCell<Option<T>>>);
+
+impl<T> Shared<T> {
+    /// Empty until [`put`](Self::put).
+    pub const fn new() -> Shared<T> {
+        Shared(critical_section::Mutex::new(core::cell::RefCell::new(None)))
+    }
+
+    /// Puts the stack in place (once it is built).
+    pub fn put(&self, value: T) {
+        critical_section::with(|cs| self.0.borrow(cs).replace(Some(value)));
+    }
+
+    /// Runs `f` on the stack inside a critical section, with the benchmark clock (in
+    /// place of the firmware's CoreTimer, so no Count read happens inside the measured
+    /// regions); `None` if there is no stack yet or it is in use.
+    #[inline(always)]
+    pub fn with<R>(&self, f: impl FnOnce(&mut T, Instant) -> R) -> Option<R> {
+        critical_section::with(|cs| {
+            let mut v = self.0.borrow(cs).try_borrow_mut().ok()?;
+            v.as_mut().map(|v| f(v, now()))
+        })
+    }
+}
+
+impl<T> Default for Shared<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Why a benchmark could not run to its end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BenchError {

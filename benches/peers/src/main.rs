@@ -21,10 +21,9 @@ mod device;
 #[cfg(target_os = "none")]
 mod firmware {
     use crate::device::MacDevice;
-    use core::cell::RefCell;
     use core::hint::black_box;
-    use critical_section::Mutex;
     use embedded_websocket::{WebSocketServer, read_http_header};
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::runner::{self, PORT, Stack, TcpBench};
@@ -50,7 +49,7 @@ mod firmware {
     static IRQ: IrqShared = IrqShared::new();
     static mut STORAGE: [SocketStorage<'static>; SOCKETS] = [SocketStorage::EMPTY; SOCKETS];
     static mut BUFFERS: [[u8; SOCKET_BUFFER]; 2 * SOCKETS] = [[0; SOCKET_BUFFER]; 2 * SOCKETS];
-    static PEER: Mutex<RefCell<Option<Peer>>> = Mutex::new(RefCell::new(None));
+    static PEER: Shared<Peer> = Shared::new();
 
     struct Peer {
         iface: Interface,
@@ -89,17 +88,10 @@ mod firmware {
         }
     }
 
-    fn with_peer<R>(f: impl FnOnce(&mut Peer, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut p = PEER.borrow(cs).try_borrow_mut().ok()?;
-            p.as_mut().map(|p| f(p, now()))
-        })
-    }
-
     /// What vector 165 calls.
     #[unsafe(no_mangle)]
     extern "C" fn mzw1_eth_interrupt() {
-        with_peer(|p, now| {
+        PEER.with(|p, now| {
             p.dev.mac.on_interrupt();
             p.service(now);
         });
@@ -112,7 +104,7 @@ mod firmware {
         if code == 0 {
             code = runner::outcome("tcp", tcp());
         }
-        let dropped = with_peer(|p, _| p.dev.dropped).unwrap_or(0);
+        let dropped = PEER.with(|p, _| p.dev.dropped).unwrap_or(0);
         if dropped > 0 {
             mzw1_bench_harness::say!("info peer_tx_dropped={dropped}");
         }
@@ -208,19 +200,22 @@ mod firmware {
             dev,
             handles,
         };
-        critical_section::with(|cs| PEER.borrow(cs).replace(Some(peer)));
+        PEER.put(peer);
         let server = Endpoint {
             mac: config.mac_address,
             ip: IP,
         };
         let stack = Stack {
             poll: || {
-                with_peer(|p, now| {
+                PEER.with(|p, now| {
                     p.dev.mac.poll(now);
                     p.service(now);
                 });
             },
-            link_up: || with_peer(|p, _| p.dev.mac.link().is_some()).unwrap_or(false),
+            link_up: || {
+                PEER.with(|p, _| p.dev.mac.link().is_some())
+                    .unwrap_or(false)
+            },
         };
         let mut bench = TcpBench::new(stack, Board::attach(), "peer_", server)
             .ok_or(BenchError::WrongResult)?;

@@ -13,15 +13,13 @@
 
 #[cfg(target_os = "none")]
 mod firmware {
-    use core::cell::RefCell;
-    use critical_section::Mutex;
+    use mzw1_bench_harness::Shared;
     use mzw1_bench_harness::board::{Board, WINDOW};
     use mzw1_bench_harness::client::Endpoint;
     use mzw1_bench_harness::runner::{self, Stack, TcpBench};
     use mzw1_bench_harness::{BenchError, now, rt};
     use mzw1_bench_peers::ws_server::{Buffers, SOCKETS_EMPTY, Sockets, WsServer};
     use mzw1_wss::mac::{DmaMemory, IrqShared, Mac, MacConfig};
-    use mzw1_wss::time::Instant;
 
     /// The server's address (the reference app's default).
     const IP: [u8; 4] = [192, 168, 7, 2];
@@ -30,19 +28,12 @@ mod firmware {
     static IRQ: IrqShared = IrqShared::new();
     static mut SOCKETS: Sockets = SOCKETS_EMPTY;
     static mut BUFFERS: Buffers = Buffers::new();
-    static PEER: Mutex<RefCell<Option<WsServer>>> = Mutex::new(RefCell::new(None));
-
-    fn with_peer<R>(f: impl FnOnce(&mut WsServer, Instant) -> R) -> Option<R> {
-        critical_section::with(|cs| {
-            let mut p = PEER.borrow(cs).try_borrow_mut().ok()?;
-            p.as_mut().map(|p| f(p, now()))
-        })
-    }
+    static PEER: Shared<WsServer> = Shared::new();
 
     /// What vector 165 calls.
     #[unsafe(no_mangle)]
     extern "C" fn mzw1_eth_interrupt() {
-        with_peer(|p, now| {
+        PEER.with(|p, now| {
             p.dev.mac.on_interrupt();
             p.service(now);
         });
@@ -52,7 +43,7 @@ mod firmware {
     extern "C" fn bench_main() -> ! {
         runner::header("peer-ws");
         let code = runner::outcome("ws", ws());
-        if let Some((dropped, stats)) = with_peer(|p, _| (p.dev.dropped, p.stats)) {
+        if let Some((dropped, stats)) = PEER.with(|p, _| (p.dev.dropped, p.stats)) {
             mzw1_bench_harness::say!(
                 "info peer_tx_dropped={dropped} upgrades={} echoed={} failed={}",
                 stats.upgrades,
@@ -76,19 +67,22 @@ mod firmware {
         };
         let mac = Mac::new(p, dma, WINDOW, &IRQ, config, now());
         let server = WsServer::new(mac, config.mac_address, IP, sockets, buffers, now());
-        critical_section::with(|cs| PEER.borrow(cs).replace(Some(server)));
+        PEER.put(server);
         let endpoint = Endpoint {
             mac: config.mac_address,
             ip: IP,
         };
         let stack = Stack {
             poll: || {
-                with_peer(|p, now| {
+                PEER.with(|p, now| {
                     p.dev.mac.poll(now);
                     p.service(now);
                 });
             },
-            link_up: || with_peer(|p, _| p.dev.mac.link().is_some()).unwrap_or(false),
+            link_up: || {
+                PEER.with(|p, _| p.dev.mac.link().is_some())
+                    .unwrap_or(false)
+            },
         };
         let mut bench = TcpBench::new(stack, Board::attach(), "peer_", endpoint)
             .ok_or(BenchError::WrongResult)?;
