@@ -120,9 +120,9 @@ mod mips {
     //
     // HI:LO = 0, then HI:LO += x × 1 for each x: an odd first byte `b << 8` (the address
     // is odd) and, at an address 2 modulo 4, a halfword (its native value is in address
-    // order); the aligned words, 16 a loop pass with each load one instruction ahead of
-    // its `maddu`, then 8, 4, 2 and 1 for the rest; the tail, a halfword and an even byte
-    // `b`. Every load is inside `data`. HI:LO ≡ HI + LO modulo 0xFFFF (2^32 ≡ 1), and HI
+    // order); the aligned words, 16 a loop pass, two at a time (`mzw1_sum_pair`: each
+    // load two instructions ahead of its `maddu`), then 8, 4, 2 and 1 for the rest; the
+    // tail, a halfword and an even byte `b`. Every load is inside `data`. HI:LO ≡ HI + LO modulo 0xFFFF (2^32 ≡ 1), and HI
     // (a count of carries) is far below 2^32; the result is LO + HI with end-around carry.
     //
     // A function of its own, in assembly, with the o32 calling convention: HI and LO are
@@ -141,6 +141,13 @@ mod mips {
     .set mips32r2
     .set noreorder
     .set noat
+    # Two words at `off` from $a0: each load two instructions ahead of its `maddu`.
+    .macro mzw1_sum_pair off
+    lw $t5, \off($a0)
+    lw $t6, \off+4($a0)
+    maddu $t5, $t0
+    maddu $t6, $t0
+    .endm
 mzw1_sum_address_order:
     mthi $zero
     mtlo $zero
@@ -178,35 +185,10 @@ mzw1_sum_address_order:
     sll $t3, $t3, 6
     addu $t3, $t3, $a0
 3:
-    lw $t5, 0($a0)
-    lw $t6, 4($a0)
-    maddu $t5, $t0
-    lw $t5, 8($a0)
-    maddu $t6, $t0
-    lw $t6, 12($a0)
-    maddu $t5, $t0
-    lw $t5, 16($a0)
-    maddu $t6, $t0
-    lw $t6, 20($a0)
-    maddu $t5, $t0
-    lw $t5, 24($a0)
-    maddu $t6, $t0
-    lw $t6, 28($a0)
-    maddu $t5, $t0
-    lw $t5, 32($a0)
-    maddu $t6, $t0
-    lw $t6, 36($a0)
-    maddu $t5, $t0
-    lw $t5, 40($a0)
-    maddu $t6, $t0
-    lw $t6, 44($a0)
-    maddu $t5, $t0
-    lw $t5, 48($a0)
-    maddu $t6, $t0
-    lw $t6, 52($a0)
-    maddu $t5, $t0
+    .irp off, 0, 8, 16, 24, 32, 40, 48
+    mzw1_sum_pair \off
+    .endr
     lw $t5, 56($a0)
-    maddu $t6, $t0
     lw $t6, 60($a0)
     maddu $t5, $t0
     addiu $a0, $a0, 64
@@ -218,43 +200,21 @@ mzw1_sum_address_order:
     andi $t4, $t2, 8
     beqz $t4, 20f
     andi $t4, $t2, 4
-    lw $t5, 0($a0)
-    lw $t6, 4($a0)
-    maddu $t5, $t0
-    lw $t5, 8($a0)
-    maddu $t6, $t0
-    lw $t6, 12($a0)
-    maddu $t5, $t0
-    lw $t5, 16($a0)
-    maddu $t6, $t0
-    lw $t6, 20($a0)
-    maddu $t5, $t0
-    lw $t5, 24($a0)
-    maddu $t6, $t0
-    lw $t6, 28($a0)
-    maddu $t5, $t0
+    .irp off, 0, 8, 16, 24
+    mzw1_sum_pair \off
+    .endr
     addiu $a0, $a0, 32
-    maddu $t6, $t0
 20:
     beqz $t4, 21f
     andi $t4, $t2, 2
-    lw $t5, 0($a0)
-    lw $t6, 4($a0)
-    maddu $t5, $t0
-    lw $t5, 8($a0)
-    maddu $t6, $t0
-    lw $t6, 12($a0)
-    maddu $t5, $t0
+    mzw1_sum_pair 0
+    mzw1_sum_pair 8
     addiu $a0, $a0, 16
-    maddu $t6, $t0
 21:
     beqz $t4, 22f
     andi $t4, $t2, 1
-    lw $t5, 0($a0)
-    lw $t6, 4($a0)
-    maddu $t5, $t0
+    mzw1_sum_pair 0
     addiu $a0, $a0, 8
-    maddu $t6, $t0
 22:
     beqz $t4, 23f
     nop
@@ -276,7 +236,6 @@ mzw1_sum_address_order:
     lbu $t5, 0($a0)
     maddu $t5, $t0
 9:
-9:
     mfhi $v1
     mflo $v0
     addu $v0, $v0, $v1
@@ -285,6 +244,7 @@ mzw1_sum_address_order:
     addu $v0, $v0, $v1
     .set pop
     .size mzw1_sum_address_order, . - mzw1_sum_address_order
+    .purgem mzw1_sum_pair
 "#
     );
 
