@@ -37,7 +37,7 @@ use mzw1_bench_harness::client::{TcpClient, inet_checksum};
 use mzw1_bench_harness::inputs::{
     Aligned, MASK_KEY, SEGMENT_BYTES, ascii_text, mixed_text, unmask_input,
 };
-use mzw1_bench_harness::runner::{TcpBench, WS_CLIENTS, WS_ECHOES};
+use mzw1_bench_harness::runner::{TcpBench, WS_CLIENTS, WS_ECHOES, WsClient};
 use mzw1_wss::net::checksum::checksum;
 use mzw1_wss::ws::mask::apply_mask;
 use mzw1_wss::ws::utf8::{self, Utf8Error};
@@ -199,17 +199,37 @@ fn check(what: &str, prefix: &str, r: Result<(), BenchError>) {
     }
 }
 
-/// The target's `run_ws` up to the measured echo of `len` bytes on the second
-/// connection (after its warm-up); the frame is then delivered, the interrupt not taken.
-fn echo_setup(under: Under, len: usize) -> Box<Ws> {
+/// The target's `run_ws` up to the second connection: the link, ARP and the first
+/// connection (the warm-up); then `second` goes on with the second client, up to the
+/// step under test.
+fn ws_setup(
+    under: Under,
+    what: &str,
+    len: usize,
+    second: impl FnOnce(&mut TcpBench, &WsClient) -> Result<TcpClient, BenchError>,
+) -> Box<Ws> {
     let mut s = under.start();
     let prefix = s.bench.prefix();
     let r = (|| {
         let b = &mut s.bench;
-        let [first, second] = &WS_CLIENTS;
+        let [first, next] = &WS_CLIENTS;
         b.link()?;
         b.arp()?;
         b.ws_connect(first, ".warmup")?;
+        second(b, next)
+    })();
+    let client = r.unwrap_or_else(|e| panic!("{prefix}{what} setup: {}", e.as_str()));
+    Box::new(Ws {
+        stack: s,
+        client,
+        len,
+    })
+}
+
+/// The target's `run_ws` up to the measured echo of `len` bytes on the second
+/// connection (after its warm-up); the frame is then delivered, the interrupt not taken.
+fn echo_setup(under: Under, len: usize) -> Box<Ws> {
+    ws_setup(under, "echo", len, |b, second| {
         let mut c = b.ws_connect(second, "")?;
         for (n, name) in WS_ECHOES {
             b.ws_echo(&mut c, n, name, ".warmup")?;
@@ -220,12 +240,6 @@ fn echo_setup(under: Under, len: usize) -> Box<Ws> {
         }
         b.send_text(&mut c, len)?;
         Ok(c)
-    })();
-    let client = r.unwrap_or_else(|e: BenchError| panic!("{prefix}echo setup: {}", e.as_str()));
-    Box::new(Ws {
-        stack: s,
-        client,
-        len,
     })
 }
 
@@ -243,21 +257,8 @@ fn echo_teardown(mut ws: Box<Ws>) {
 /// The target's `run_ws` up to the second handshake: the link, ARP, the first
 /// connection (the warm-up); then the second connection's SYN is delivered.
 fn handshake_setup(under: Under) -> Box<Ws> {
-    let mut s = under.start();
-    let prefix = s.bench.prefix();
-    let r = (|| {
-        let b = &mut s.bench;
-        let [first, second] = &WS_CLIENTS;
-        b.link()?;
-        b.arp()?;
-        b.ws_connect(first, ".warmup")?;
+    ws_setup(under, "handshake", 0, |b, second| {
         b.send_syn(second.port, second.isn)
-    })();
-    let client = r.unwrap_or_else(|e| panic!("{prefix}handshake setup: {}", e.as_str()));
-    Box::new(Ws {
-        stack: s,
-        client,
-        len: 0,
     })
 }
 
