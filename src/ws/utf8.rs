@@ -36,7 +36,9 @@
 //! so it lies whole in the word: one table entry gives the top bits each of its bytes
 //! must have, and its length, and the word is checked with an XOR and an AND. A word of
 //! ASCII (no bit of `0x80808080` set) is skipped; eight in a row hand over to a scan of
-//! aligned words, eight (32 bytes) per loop iteration. Only the last 3 bytes of a piece,
+//! aligned words, eight (32 bytes) per loop iteration. On little-endian MIPS32 that word
+//! loop is written in assembly (10 instructions an ASCII word, 17 a sequence), the same
+//! steps as the Rust loop the other targets use. Only the last 3 bytes of a piece,
 //! a sequence cut by its end, an invalid one, or one the table does not cover (F0 A0..BF)
 //! go through the byte-by-byte state machine, which carries the sequence over or finds
 //! the offending byte.
@@ -157,7 +159,7 @@ const fn lead(b: u8) -> Option<(u8, u8, u8)> {
 /// (U+10000..U+1FFFF, where the emoji are), and the rest, F0 A0..BF, goes byte by byte.
 /// The bits of `x` that `m` leaves out hold the sequence's length (bits 24..27), which
 /// every valid `m` leaves free (at most `0xC0` in byte 3).
-const SEQUENCES: [[u32; 2]; 64] = {
+static SEQUENCES: Sequences = Sequences({
     let mut t = [[0u32, 0xFF]; 64];
     let mut i = 0;
     while i < 64 {
@@ -184,13 +186,19 @@ const SEQUENCES: [[u32; 2]; 64] = {
         i += 1;
     }
     t
-};
+});
+
+/// The table's storage: one copy (a `static`, which every reader shares), aligned to its
+/// size so that the MIPS word scan forms an entry's address from the table's with one
+/// `ins` of the lead byte's index.
+#[repr(C, align(512))]
+struct Sequences([[u32; 2]; 64]);
 
 /// The [`SEQUENCES`] entry of a lead byte. `& 0x3F` keeps the index in the table: no
 /// bounds check, no panic path.
 #[inline(always)]
 fn sequence(b: u8) -> [u32; 2] {
-    SEQUENCES[(b & 0x3F) as usize]
+    SEQUENCES.0[(b & 0x3F) as usize]
 }
 
 /// For a byte that is not ASCII: the number of continuation bytes and the range of the
@@ -275,6 +283,170 @@ fn ascii_len(s: &[u8]) -> usize {
     }
 }
 
+/// How many ASCII words in a row [`scan_words`] passes before it hands the run to
+/// [`ascii_len`].
+const ASCII_RUN: u32 = 8;
+
+/// The word loop, in Rust (every target but little-endian MIPS32, which has it in
+/// assembly, the same steps in the same order): from `at`, while a word starts below
+/// `limit` (`limit + 3 <= data.len()`), a word that starts with a lead byte is checked
+/// whole against its [`SEQUENCES`] entry and skipped, ASCII bytes are skipped. Returns
+/// where it stopped: at `limit` or beyond, at a sequence the table does not pass, or
+/// after [`ASCII_RUN`] ASCII words in a row (on an ASCII byte below `limit`).
+#[cfg(not(all(target_arch = "mips", target_endian = "little")))]
+#[inline(always)]
+fn scan_words(data: &[u8], mut at: usize, limit: usize) -> usize {
+    let mut ascii_words = 0;
+    while at < limit {
+        if at + 4 > data.len() {
+            break;
+        }
+        // SAFETY: `at + 4 <= data.len()` (above), and an unaligned read of a `u32` is
+        // allowed from any address.
+        let w = u32::from_le(unsafe { data.as_ptr().add(at).cast::<u32>().read_unaligned() });
+        if w & HIGH == 0 {
+            at += 4;
+            ascii_words += 1;
+            if ascii_words == ASCII_RUN {
+                break;
+            }
+        } else if w & 0x80 != 0 {
+            // A lead byte: a sequence of at most 4 bytes, so it lies whole in the word,
+            // and one table entry checks it at once. An invalid lead or sequence (or
+            // F0 A0..BF) is left to the byte-by-byte path, which finds the offending byte.
+            let [x, m] = sequence(w as u8);
+            if (w ^ x) & m != 0 {
+                break;
+            }
+            // The length, 2 to 4.
+            at += (x >> 24) as usize & 7;
+            ascii_words = 0;
+        } else {
+            // ASCII up to the first byte that is not (1 to 3 bytes on).
+            at += first_high(w);
+            ascii_words = 0;
+        }
+    }
+    at
+}
+
+/// The word loop by hand for little-endian MIPS32 (release 2: `ext`, `ins`, `clz`), where
+/// it is the hot loop of every text message: LLVM's version spent 9 of its 17 to 21
+/// instructions a word on index arithmetic and unfilled delay slots.
+#[cfg(all(target_arch = "mips", target_endian = "little"))]
+mod mips {
+    // `mzw1_utf8_words(p, limit, table) -> p`: [`scan_words`](super::scan_words) on
+    // pointers. `table` is `SEQUENCES`, 512-byte aligned: an entry's address is the
+    // table's with the lead byte's low 6 bits inserted at bit 3 (`ins`). Per word:
+    // ASCII 10 instructions, a sequence 17, ASCII bytes then a sequence 16. Words are
+    // read with `lwl`/`lwr` from `p < limit` only: every byte read is below
+    // `limit + 3`. `$t4` counts down the ASCII words of a run (`ASCII_RUN`); `$t5` is `limit - 4`
+    // (pointers into RAM, far from wrapping), so that an ASCII word can test for the
+    // next one before it advances, in the delay slot. It uses only $a0-$a2, $t0-$t5 and
+    // $v0 (caller-saved), no stack, and writes no memory.
+    core::arch::global_asm!(
+        r#"
+    .section .text.mzw1_utf8_words, "ax", @progbits
+    .globl mzw1_utf8_words
+    .type mzw1_utf8_words, @function
+    .p2align 2
+    .set push
+    .set mips32r2
+    .set noreorder
+    .set noat
+mzw1_utf8_words:
+    lui $t0, 0x8080
+    ori $t0, $t0, 0x8080
+    addiu $t5, $a1, -4
+    sltu $t2, $a0, $a1
+    beqz $t2, 9f
+    addiu $t4, $zero, {run}
+1:
+    lwl $t1, 3($a0)
+    lwr $t1, 0($a0)
+    and $t2, $t1, $t0
+    bnez $t2, 3f
+    andi $t3, $t1, 0x80
+    # Four ASCII bytes: on while the run is short and a word starts below `limit`.
+    addiu $t4, $t4, -1
+    sltu $t2, $a0, $t5
+    movz $t2, $zero, $t4
+    bnez $t2, 1b
+    addiu $a0, $a0, 4
+    jr $ra
+    move $v0, $a0
+3:
+    # Not ASCII: a lead byte first, or ASCII bytes before one.
+    beqz $t3, 5f
+    ins $a2, $t1, 3, 6
+    # The sequence against its entry [x, m]: well formed iff (w ^ x) & m == 0; its
+    # length is in bits 24..26 of x.
+    lw $t2, 0($a2)
+    lw $t3, 4($a2)
+    xor $t1, $t1, $t2
+    and $t1, $t1, $t3
+    bnez $t1, 9f
+    ext $t2, $t2, 24, 3
+    addu $a0, $a0, $t2
+    sltu $t2, $a0, $a1
+    bnez $t2, 1b
+    addiu $t4, $zero, {run}
+    jr $ra
+    move $v0, $a0
+5:
+    # The first non-ASCII byte is at 1, 2 or 3: the lowest bit of w & 0x80808080 is
+    # bit 15, 23 or 31, whose `clz` is 16, 8 or 0.
+    subu $t3, $zero, $t2
+    and $t3, $t3, $t2
+    clz $t3, $t3
+    srl $t3, $t3, 3
+    subu $a0, $a0, $t3
+    addiu $a0, $a0, 3
+    sltu $t2, $a0, $a1
+    bnez $t2, 1b
+    addiu $t4, $zero, {run}
+9:
+    jr $ra
+    move $v0, $a0
+    .set pop
+    .size mzw1_utf8_words, . - mzw1_utf8_words
+"#,
+        run = const super::ASCII_RUN,
+    );
+
+    unsafe extern "C" {
+        /// Defined above, in assembly.
+        fn mzw1_utf8_words(
+            p: *const u8,
+            limit: *const u8,
+            table: *const super::Sequences,
+        ) -> *const u8;
+    }
+
+    /// See [`scan_words`](super::scan_words) for the other targets.
+    #[inline(always)]
+    pub(super) fn scan_words(data: &[u8], at: usize, limit: usize) -> usize {
+        let base = data.as_ptr();
+        let limit = limit.min(data.len().saturating_sub(3));
+        // SAFETY: `at` and `limit` are at most `data.len()`, so both pointers are within
+        // (or one past) `data`; the function reads only below `limit + 3 <= data.len()`
+        // (see above), follows the o32 calling convention and writes no memory. Each
+        // step advances by at most 4 from below `limit`, so the result is at most
+        // `data.len()`.
+        let end = unsafe {
+            mzw1_utf8_words(
+                base.add(at.min(data.len())),
+                base.add(limit),
+                &super::SEQUENCES,
+            )
+        };
+        (end as usize).wrapping_sub(base as usize)
+    }
+}
+
+#[cfg(all(target_arch = "mips", target_endian = "little"))]
+use mips::scan_words;
+
 impl Utf8Validator {
     /// A validator at the start of a message.
     #[inline(always)]
@@ -333,40 +505,17 @@ impl Utf8Validator {
                 span = 0x3F;
             }
             // Between characters, while a word is left: 4 bytes at a time, wherever they
-            // start (`lwl`/`lwr` on MIPS32). ASCII words in a row are counted: a run of
-            // more than 7 goes on in the aligned scan, which costs more to set up than
-            // the word loop spends on a short run between two characters.
-            let mut ascii_words = 0u32;
+            // start. The scan hands back a run of 8 ASCII words, which goes on in the
+            // aligned scan (it costs more to set up than the word loop spends on a short
+            // run between two characters), and stops at the last 3 bytes or at a
+            // sequence the table does not pass.
             // Words start below `limit`: the 4 bytes from there are within `data`.
             let limit = data.len().saturating_sub(3);
-            while at < limit {
-                // SAFETY: `at + 4 <= data.len()` (above), and an unaligned read of a `u32`
-                // is allowed from any address (`lwl`/`lwr`). No bounds check in the loop.
-                let w =
-                    u32::from_le(unsafe { data.as_ptr().add(at).cast::<u32>().read_unaligned() });
-                if w & 0x80 != 0 {
-                    // A lead byte: a sequence of at most 4 bytes, so it lies whole in the
-                    // word, and one table entry checks it at once. An invalid lead or
-                    // sequence (or F0 A0..BF) goes byte by byte from the lead, which finds
-                    // the offending byte.
-                    let [x, m] = sequence(w as u8);
-                    if (w ^ x) & m != 0 {
-                        break;
-                    }
-                    // The length, 2 to 4: still within `data`.
-                    at += (x >> 24) as usize & 7;
-                    ascii_words = 0;
-                } else if w & HIGH == 0 {
-                    at += 4;
-                    ascii_words += 1;
-                    if ascii_words > 7 {
-                        at += data.get(at..).map_or(0, ascii_len);
-                        ascii_words = 0;
-                    }
-                } else {
-                    // ASCII up to the first byte that is not (1 to 3 bytes on).
-                    at += first_high(w);
-                    ascii_words = 0;
+            loop {
+                at = scan_words(data, at, limit);
+                match data.get(at..) {
+                    Some(rest @ [b, ..]) if at < limit && *b < 0x80 => at += ascii_len(rest),
+                    _ => break,
                 }
             }
             // One byte: one of the last 3, or a sequence the word loop found invalid.

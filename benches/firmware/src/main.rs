@@ -185,7 +185,82 @@ mod firmware {
                 }
             }
         }
-        checksum_agrees()
+        checksum_agrees()?;
+        utf8_agrees()
+    }
+
+    /// The target's UTF-8 validator (its word loop hand-written for MIPS) against
+    /// `core::str::from_utf8`: 20,000 pieces of the mixed text at every start offset
+    /// modulo 64 and lengths 0 to 199, with up to 3 bytes replaced by lead, continuation,
+    /// boundary or random bytes; validated whole and fed in two pieces split anywhere
+    /// (the valid prefix and the error length must agree; not measured).
+    fn utf8_agrees() -> Result<(), BenchError> {
+        use mzw1_wss::ws::utf8::{Utf8Error, Utf8Validator, validate};
+        const BYTES: [u8; 16] = [
+            0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0, 0xF4,
+            0xF5, 0x41,
+        ];
+        // The valid prefix and error length of a message, from an error in the piece
+        // that starts at `start`.
+        fn verdict(e: Utf8Error, start: usize, len: usize) -> (usize, Option<usize>) {
+            let at = match e.error_len() {
+                Some(_) => start + e.offset(),
+                None => len,
+            };
+            (at - e.prefix_len(), e.error_len())
+        }
+        let mut buf = Aligned::new();
+        mixed_text(&mut buf.0);
+        let mut x: u32 = 0x9E37_79B9;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            let (start, len) = ((r & 63) as usize, (r >> 8) as usize % 200);
+            let mut saved = [(0usize, 0u8); 3];
+            for k in 0..(r >> 24) as usize % 4 {
+                let r = next();
+                let at = start + (r as usize >> 8) % len.max(1);
+                let byte = match BYTES.get((r & 31) as usize) {
+                    Some(&b) => b,
+                    None => (r >> 24) as u8,
+                };
+                let old = buf.0.get_mut(at).map(|b| core::mem::replace(b, byte));
+                if let (Some(slot), Some(old)) = (saved.get_mut(k), old) {
+                    *slot = (at, old);
+                }
+            }
+            let text = buf
+                .0
+                .get(start..start + len)
+                .ok_or(BenchError::WrongResult)?;
+            let want = core::str::from_utf8(text)
+                .map(|_| ())
+                .map_err(|e| (e.valid_up_to(), e.error_len()));
+            let whole = validate(black_box(text)).map_err(|e| verdict(e, 0, len));
+            let split = next() as usize % (len + 1);
+            let (a, b) = text.split_at_checked(split).unwrap_or((text, &[]));
+            let mut v = Utf8Validator::new();
+            let pieces = v
+                .feed(black_box(a))
+                .map_err(|e| verdict(e, 0, len))
+                .and_then(|()| v.feed(black_box(b)).map_err(|e| verdict(e, split, len)))
+                .and_then(|()| v.finish().map_err(|e| verdict(e, len, len)));
+            // Undone in reverse, so a byte replaced twice gets its original back.
+            for &(at, old) in saved.iter().rev() {
+                if let Some(b) = buf.0.get_mut(at) {
+                    *b = old;
+                }
+            }
+            if whole != want || pieces != want {
+                return Err(BenchError::WrongResult);
+            }
+        }
+        Ok(())
     }
 
     /// The target's checksum (hand-written for MIPS) against the harness's plain one, on
