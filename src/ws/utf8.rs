@@ -337,13 +337,14 @@ fn scan_words(data: &[u8], mut at: usize, limit: usize) -> usize {
 mod mips {
     // `mzw1_utf8_words(p, limit, table) -> p`: [`scan_words`](super::scan_words) on
     // pointers. `table` is `SEQUENCES`, 512-byte aligned: an entry's address is the
-    // table's with the lead byte's low 6 bits inserted at bit 3 (`ins`). Per word:
-    // ASCII 10 instructions, a sequence 17, ASCII bytes then a sequence 16. Words are
-    // read with `lwl`/`lwr` from `p < limit` only: every byte read is below
-    // `limit + 3`. `$t4` counts down the ASCII words of a run (`ASCII_RUN`); `$t5` is `limit - 4`
-    // (pointers into RAM, far from wrapping), so that an ASCII word can test for the
-    // next one before it advances, in the delay slot. It uses only $a0-$a2, $t0-$t5 and
-    // $v0 (caller-saved), no stack, and writes no memory.
+    // table's with the lead byte's low 6 bits inserted at bit 3 (`ins`). Per word: ASCII
+    // 10 instructions, a sequence 17, ASCII bytes then a sequence 30 for both (the word
+    // from the first non-ASCII byte goes straight to the table). Words are read with
+    // `lwl`/`lwr` from `p < limit` only: every byte read is below `limit + 3`. `$t4`
+    // counts down the ASCII words of a run (`ASCII_RUN`); `$t5` is `limit - 4` (pointers
+    // into RAM, far from wrapping), so that an ASCII word can test for the next one
+    // before it advances, in the delay slot. It uses only $a0-$a2, $t0-$t5 and $v0
+    // (caller-saved), no stack, and writes no memory.
     core::arch::global_asm!(
         r#"
     .section .text.mzw1_utf8_words, "ax", @progbits
@@ -381,6 +382,7 @@ mzw1_utf8_words:
     ins $a2, $t1, 3, 6
     # The sequence against its entry [x, m]: well formed iff (w ^ x) & m == 0; its
     # length is in bits 24..26 of x.
+4:
     lw $t2, 0($a2)
     lw $t3, 4($a2)
     xor $t1, $t1, $t2
@@ -402,9 +404,15 @@ mzw1_utf8_words:
     srl $t3, $t3, 3
     subu $a0, $a0, $t3
     addiu $a0, $a0, 3
+    # The word from there, if one starts below `limit`, begins with that byte: straight
+    # to its sequence (a byte that cannot lead fails the entry's test, as above).
     sltu $t2, $a0, $a1
-    bnez $t2, 1b
-    addiu $t4, $zero, {run}
+    beqz $t2, 9f
+    nop
+    lwl $t1, 3($a0)
+    lwr $t1, 0($a0)
+    b 4b
+    ins $a2, $t1, 3, 6
 9:
     jr $ra
     move $v0, $a0
