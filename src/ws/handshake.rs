@@ -90,9 +90,12 @@ impl Status {
 }
 
 /// The token characters of RFC 9110 §5.6.2 (`ALPHA`, `DIGIT` and ``!#$%&'*+-.^_`|~``)
-/// as a 256-bit set: bit `b & 31` of word `b >> 5`.
-const TCHAR: [u32; 8] = {
-    let mut set = [0u32; 8];
+/// as a table of 256 flags, one per byte value: a header name is scanned at 8
+/// instructions a byte on MIPS32 (the byte's load, the flag's, a branch and the loop),
+/// where a 256-bit set took 13; 224 bytes more flash, 590 instructions less for the
+/// benchmark's request.
+static TCHAR: [bool; 256] = {
+    let mut set = [false; 256];
     let mut b = 0usize;
     while b < 128 {
         let c = b as u8;
@@ -113,9 +116,7 @@ const TCHAR: [u32; 8] = {
                 | b'|'
                 | b'~'
         );
-        if c.is_ascii_alphanumeric() || special {
-            set[b >> 5] |= 1 << (b & 31);
-        }
+        set[b] = c.is_ascii_alphanumeric() || special;
         b += 1;
     }
     set
@@ -231,7 +232,7 @@ fn line_end(s: &[u8]) -> usize {
 
 /// Whether `b` is a token character (RFC 9110 §5.6.2).
 fn is_tchar(b: u8) -> bool {
-    TCHAR[(b >> 5) as usize & 7] & (1 << (b & 31)) != 0
+    TCHAR[b as usize]
 }
 
 /// Which header the current line is.
@@ -846,7 +847,7 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{eq_lowercase, line_end};
+    use super::{eq_lowercase, is_tchar, line_end};
 
     /// Every byte value at every position of lines of 0 to 11 bytes (each word position
     /// and the tail), against the byte-at-a-time definition.
@@ -871,6 +872,16 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tchar_is_rfc_9110_token_characters() {
+        // RFC 9110 §5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" /
+        // "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+        for b in 0..=255u8 {
+            let want = b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+            assert_eq!(is_tchar(b), want, "byte {b:#04x}");
         }
     }
 
