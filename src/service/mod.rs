@@ -919,21 +919,50 @@ fn send_upgrade(
         .subprotocol
         .and_then(|p| config.handshake.subprotocols.get(p as usize))
         .copied();
-    let mut head = [0u8; RESPONSE_HEAD_MAX];
-    let Some(n) = handshake::write_response(
-        &mut head,
+    send_head(
+        ctx.tcp,
+        conn,
         Status::SwitchingProtocols,
         Some(&accept),
         proto,
         None,
         0,
-    ) else {
-        return Head::TooLong;
-    };
-    if send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default()) {
-        Head::Sent
-    } else {
-        Head::NoRoom
+    )
+}
+
+/// Writes a response head (`handshake::write_response`) straight into a TX buffer,
+/// whole in one segment or not at all: no head is built on the stack and copied. It
+/// fails for want of room (and asks to be told when there is), or, given
+/// `RESPONSE_HEAD_MAX` bytes, because it is too long.
+fn send_head(
+    tcp: &mut TcpApi<'_, '_>,
+    conn: ConnId,
+    status: Status,
+    accept: Option<&[u8; 28]>,
+    subprotocol: Option<&str>,
+    content_type: Option<&str>,
+    content_length: usize,
+) -> Head {
+    let mut too_long = false;
+    let sent = tcp.send_more(conn, RESPONSE_HEAD_MAX, |buf| {
+        let n = handshake::write_response(
+            buf,
+            status,
+            accept,
+            subprotocol,
+            content_type,
+            content_length,
+        );
+        too_long = n.is_none() && buf.len() >= RESPONSE_HEAD_MAX;
+        n.unwrap_or(0)
+    });
+    match sent {
+        Ok(n) if n > 0 => Head::Sent,
+        _ if too_long => Head::TooLong,
+        _ => {
+            tcp.want_write(conn);
+            Head::NoRoom
+        }
     }
 }
 
@@ -1003,14 +1032,15 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
     };
     let bytes = body.map_or(&[][..], |p| p.body);
     if !head_sent {
-        let mut head = [0u8; RESPONSE_HEAD_MAX];
         let ctype = body.map(|p| p.content_type);
-        let Some(n) = handshake::write_response(&mut head, status, None, None, ctype, bytes.len())
-        else {
-            give_up(ctx, i);
-            return;
-        };
-        head_sent = send_all(ctx.tcp, conn, head.get(..n).unwrap_or_default());
+        match send_head(ctx.tcp, conn, status, None, None, ctype, bytes.len()) {
+            Head::Sent => head_sent = true,
+            Head::NoRoom => {}
+            Head::TooLong => {
+                give_up(ctx, i);
+                return;
+            }
+        }
     }
     while head_sent && sent < bytes.len() {
         let rest = bytes.get(sent..).unwrap_or_default();
@@ -1042,22 +1072,6 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
     if done {
         ctx.tcp.close(conn);
     }
-}
-
-/// Sends `bytes` whole in one segment, or nothing.
-fn send_all(tcp: &mut TcpApi<'_, '_>, conn: ConnId, bytes: &[u8]) -> bool {
-    if tcp.send_more_capacity(conn) < bytes.len() {
-        tcp.want_write(conn);
-        return false;
-    }
-    let r = tcp.send_more(conn, bytes.len(), |buf| {
-        if buf.len() < bytes.len() {
-            return 0;
-        }
-        crate::copy::copy(buf, bytes);
-        bytes.len()
-    });
-    r == Ok(bytes.len())
 }
 
 impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
@@ -1247,16 +1261,8 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(i) = free else {
             // Every slot taken: 503 and close (§4.2.1: the server may refuse).
             self.core.stats.refused_full += 1;
-            let mut head = [0u8; 128];
-            if let Some(n) = handshake::write_response(
-                &mut head,
-                Status::ServiceUnavailable,
-                None,
-                None,
-                None,
-                0,
-            ) && !send_all(tcp, conn, head.get(..n).unwrap_or_default())
-            {
+            let head = send_head(tcp, conn, Status::ServiceUnavailable, None, None, None, 0);
+            if !matches!(head, Head::Sent) {
                 self.core.stats.refused_unsent += 1;
             }
             tcp.close(conn);
