@@ -230,6 +230,13 @@ fn line_end(s: &[u8]) -> usize {
         .unwrap_or(words.remainder().len())
 }
 
+/// The length of the run of visible characters (`VCHAR`, 21..7E) that starts `s`.
+fn graphic_len(s: &[u8]) -> usize {
+    s.iter()
+        .position(|b| !b.is_ascii_graphic())
+        .unwrap_or(s.len())
+}
+
 /// Whether `b` is a token character (RFC 9110 §5.6.2).
 fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
@@ -426,12 +433,17 @@ impl RequestParser {
             _ => (data, false),
         };
         let mut i = 0;
-        while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
+        let refused = loop {
+            let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) else {
+                break None;
+            };
             if self.phase == Phase::Done {
-                return Progress::Complete(i);
+                break None;
             }
             let first = rest.first().copied().unwrap_or(0);
             let used = match self.phase {
+                Phase::Method => self.method_run(rest),
+                Phase::Target => self.target_run(rest),
                 Phase::LineStart if is_tchar(first) => {
                     // A header name begins (taken by `name_run` next).
                     self.scratch.clear();
@@ -442,12 +454,14 @@ impl RequestParser {
                 Phase::ValueStart | Phase::Value => self.value_run(rest, config),
                 _ => self.step(first, config).map(|()| 1),
             };
-            let used = match used {
-                Ok(n) => n,
-                Err(s) => return Progress::Refused(s),
-            };
-            self.seen = self.seen.saturating_add(used.min(u16::MAX as usize) as u16);
-            i += used;
+            match used {
+                Ok(n) => i += n,
+                Err(s) => break Some(s),
+            }
+        };
+        self.seen = self.seen.saturating_add(i.min(u16::MAX as usize) as u16);
+        if let Some(s) = refused {
+            return Progress::Refused(s);
         }
         if self.phase == Phase::Done {
             return Progress::Complete(i);
@@ -456,6 +470,44 @@ impl RequestParser {
             return Progress::Refused(Status::HeadersTooLarge);
         }
         Progress::NeedMore
+    }
+
+    /// Method bytes up to and including the space after them. Returns the bytes used.
+    /// Methods are case-sensitive (RFC 9110 §9.1); any but GET is answered later (405).
+    fn method_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
+        let end = graphic_len(rest);
+        for &b in rest.get(..end).unwrap_or_default() {
+            self.get &= b"GET".get(self.matched as usize) == Some(&b);
+            self.matched = self.matched.saturating_add(1);
+        }
+        match rest.get(end) {
+            None => Ok(end),
+            Some(b' ') => {
+                self.get &= self.matched == 3;
+                self.matched = 0;
+                self.phase = Phase::Target;
+                Ok(end + 1)
+            }
+            Some(_) => Err(Status::BadRequest),
+        }
+    }
+
+    /// Request-target bytes up to and including the space after them. Returns the bytes
+    /// used.
+    fn target_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
+        let end = graphic_len(rest);
+        // Byte by byte: a target too long fills the path before it is refused (414).
+        for &b in rest.get(..end).unwrap_or_default() {
+            self.request.path.push(b).map_err(|_| Status::UriTooLong)?;
+        }
+        match rest.get(end) {
+            None => Ok(end),
+            Some(b' ') if !self.request.path.is_empty() => {
+                self.phase = Phase::Version;
+                Ok(end + 1)
+            }
+            Some(_) => Err(Status::BadRequest),
+        }
     }
 
     /// Header-name bytes up to the colon. Returns the bytes used.
@@ -554,31 +606,6 @@ impl RequestParser {
 
     fn step(&mut self, b: u8, config: &HandshakeConfig) -> Result<(), Status> {
         match self.phase {
-            Phase::Method => {
-                // Methods are case-sensitive (RFC 9110 §9.1).
-                if b == b' ' {
-                    self.get &= self.matched == 3;
-                    self.matched = 0;
-                    self.phase = Phase::Target;
-                } else if b.is_ascii_graphic() {
-                    self.get &= b"GET".get(self.matched as usize) == Some(&b);
-                    self.matched = self.matched.saturating_add(1);
-                } else {
-                    return Err(Status::BadRequest);
-                }
-            }
-            Phase::Target => {
-                if b == b' ' {
-                    if self.request.path.is_empty() {
-                        return Err(Status::BadRequest);
-                    }
-                    self.phase = Phase::Version;
-                } else if b.is_ascii_graphic() {
-                    self.request.path.push(b).map_err(|_| Status::UriTooLong)?;
-                } else {
-                    return Err(Status::BadRequest);
-                }
-            }
             Phase::Version => {
                 // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3).
                 let m = self.matched as usize;
@@ -616,8 +643,8 @@ impl RequestParser {
                 // A name starts (taken by `feed`) or the line is bad.
                 _ => return Err(Status::BadRequest),
             },
-            // Taken a run at a time (`name_run`, `value_run`).
-            Phase::Name | Phase::ValueStart | Phase::Value => {}
+            // Taken a run at a time (`method_run`, `target_run`, `name_run`, `value_run`).
+            Phase::Method | Phase::Target | Phase::Name | Phase::ValueStart | Phase::Value => {}
             Phase::LastLf => {
                 if b != b'\n' {
                     return Err(Status::BadRequest);
