@@ -850,9 +850,13 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    /// Out of line, and through `crate::copy`: inlined, each of the response's fixed
+    /// strings became its own run of byte loads and stores (414 bytes more flash, for
+    /// 280 to 400 instructions less per response).
+    #[inline(never)]
     fn put(&mut self, s: &[u8]) -> Option<()> {
         let end = self.len.checked_add(s.len())?;
-        self.out.get_mut(self.len..end)?.copy_from_slice(s);
+        crate::copy::copy(self.out.get_mut(self.len..end)?, s);
         self.len = end;
         Some(())
     }
