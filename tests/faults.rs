@@ -157,7 +157,16 @@ fn driver_recovers_from_every_injected_fault_and_tcp_repairs_the_loss() {
     assert!(mac.irq.tx_bus_error > 0, "TXBUSE seen");
     assert!(mac.control.dma_recoveries > 0, "halted DMA restarted");
     // Frames with a bad FCS were dropped by the controller's filter and counted by it.
-    assert_eq!(model.rx_filtered, injected[4] as u64, "CRC errors filtered");
+    // So is a frame the switch damaged in its destination address (no longer ours): the
+    // filter may count up to that many more.
+    let damaged_toward_board = tb.wire.stats.corrupted[1]; // [board, peer]: sent by the peer
+    assert!(
+        (injected[4] as u64..=injected[4] as u64 + damaged_toward_board)
+            .contains(&model.rx_filtered),
+        "CRC errors filtered: {} filtered, {} injected, {damaged_toward_board} damaged",
+        model.rx_filtered,
+        injected[4]
+    );
     assert_eq!(mac.hw.rx_fcs_errors, injected[4], "FCS errors counted");
     // Frames damaged with a good FCS were caught by the IP and TCP checksums.
     let net = *tb.fw.0.server().net().stats();
