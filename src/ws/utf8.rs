@@ -288,7 +288,7 @@ fn ascii_len(s: &[u8]) -> usize {
 const ASCII_RUN: u32 = 8;
 
 /// The word loop, in Rust (every target but little-endian MIPS32, which has it in
-/// assembly, the same steps in the same order): from `at`, while a word starts below
+/// assembly: the same steps, tested in another order there): from `at`, while a word starts below
 /// `limit` (`limit + 3 <= data.len()`), a word that starts with a lead byte is checked
 /// whole against its [`SEQUENCES`] entry and skipped, ASCII bytes are skipped. Returns
 /// where it stopped: at `limit` or beyond, at a sequence the table does not pass, or
@@ -296,21 +296,13 @@ const ASCII_RUN: u32 = 8;
 #[cfg(not(all(target_arch = "mips", target_endian = "little")))]
 #[inline(always)]
 fn scan_words(data: &[u8], mut at: usize, limit: usize) -> usize {
+    let limit = limit.min(data.len().saturating_sub(3));
     let mut ascii_words = 0;
     while at < limit {
-        if at + 4 > data.len() {
-            break;
-        }
-        // SAFETY: `at + 4 <= data.len()` (above), and an unaligned read of a `u32` is
-        // allowed from any address.
+        // SAFETY: `at + 4 <= data.len()` (`at < limit`, above), and an unaligned read of
+        // a `u32` is allowed from any address.
         let w = u32::from_le(unsafe { data.as_ptr().add(at).cast::<u32>().read_unaligned() });
-        if w & HIGH == 0 {
-            at += 4;
-            ascii_words += 1;
-            if ascii_words == ASCII_RUN {
-                break;
-            }
-        } else if w & 0x80 != 0 {
+        if w & 0x80 != 0 {
             // A lead byte: a sequence of at most 4 bytes, so it lies whole in the word,
             // and one table entry checks it at once. An invalid lead or sequence (or
             // F0 A0..BF) is left to the byte-by-byte path, which finds the offending byte.
@@ -321,6 +313,12 @@ fn scan_words(data: &[u8], mut at: usize, limit: usize) -> usize {
             // The length, 2 to 4.
             at += (x >> 24) as usize & 7;
             ascii_words = 0;
+        } else if w & HIGH == 0 {
+            at += 4;
+            ascii_words += 1;
+            if ascii_words == ASCII_RUN {
+                break;
+            }
         } else {
             // ASCII up to the first byte that is not (1 to 3 bytes on).
             at += first_high(w);
