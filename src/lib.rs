@@ -6,6 +6,32 @@
 #![no_std]
 #![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
+/// Defines a function written in MIPS32r2 assembly: its own section (so the linker drops
+/// it when unused), a global symbol of the function type, word alignment, and the
+/// assembler modes of every hand-written function here (`noreorder`: each branch's delay
+/// slot is written out; `noat`: `$at` is not used behind our back), around `body` (a
+/// string literal, which purges any `.macro` it defines). Operands (`const`) follow
+/// as in `global_asm!`.
+#[cfg(all(target_arch = "mips", target_endian = "little"))]
+macro_rules! mips_function {
+    ($name:literal, $body:literal $(, $($operands:tt)*)?) => {
+        core::arch::global_asm!(
+            concat!(
+                ".section .text.", $name, ", \"ax\", @progbits\n",
+                ".globl ", $name, "\n",
+                ".type ", $name, ", @function\n",
+                ".p2align 2\n",
+                ".set push\n.set mips32r2\n.set noreorder\n.set noat\n",
+                $name, ":\n",
+                $body,
+                "\n.set pop\n",
+                ".size ", $name, ", . - ", $name, "\n",
+            )
+            $(, $($operands)*)?
+        );
+    };
+}
+
 pub mod copy;
 pub mod mac;
 pub mod net;

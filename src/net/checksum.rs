@@ -131,16 +131,9 @@ mod mips {
     // cannot name HI and LO as clobbers). It uses only $a0-$a1, $t0-$t6 and $v0-$v1, all
     // caller-saved, and no stack. One copy serves every caller: inlined at each of its 8
     // call sites it cost 3 KB of flash.
-    core::arch::global_asm!(
+    mips_function!(
+        "mzw1_sum_address_order",
         r#"
-    .section .text.mzw1_sum_address_order, "ax", @progbits
-    .globl mzw1_sum_address_order
-    .type mzw1_sum_address_order, @function
-    .p2align 2
-    .set push
-    .set mips32r2
-    .set noreorder
-    .set noat
     # Two words at `off` from $a0: each load two instructions ahead of its `maddu`.
     .macro mzw1_sum_pair off
     lw $t5, \off($a0)
@@ -148,7 +141,6 @@ mod mips {
     maddu $t5, $t0
     maddu $t6, $t0
     .endm
-mzw1_sum_address_order:
     mthi $zero
     mtlo $zero
     addiu $t0, $zero, 1
@@ -242,8 +234,6 @@ mzw1_sum_address_order:
     sltu $v1, $v0, $v1
     jr $ra
     addu $v0, $v0, $v1
-    .set pop
-    .size mzw1_sum_address_order, . - mzw1_sum_address_order
     .purgem mzw1_sum_pair
 "#
     );

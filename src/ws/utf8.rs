@@ -343,17 +343,9 @@ mod mips {
     // into RAM, far from wrapping), so that an ASCII word can test for the next one
     // before it advances, in the delay slot. It uses only $a0-$a2, $t0-$t5 and $v0
     // (caller-saved), no stack, and writes no memory.
-    core::arch::global_asm!(
+    mips_function!(
+        "mzw1_utf8_words",
         r#"
-    .section .text.mzw1_utf8_words, "ax", @progbits
-    .globl mzw1_utf8_words
-    .type mzw1_utf8_words, @function
-    .p2align 2
-    .set push
-    .set mips32r2
-    .set noreorder
-    .set noat
-mzw1_utf8_words:
     lui $t0, 0x8080
     ori $t0, $t0, 0x8080
     addiu $t5, $a1, -4
@@ -414,8 +406,6 @@ mzw1_utf8_words:
 9:
     jr $ra
     move $v0, $a0
-    .set pop
-    .size mzw1_utf8_words, . - mzw1_utf8_words
 "#,
         run = const super::ASCII_RUN,
     );
