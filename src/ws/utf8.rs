@@ -159,6 +159,9 @@ const fn lead(b: u8) -> Option<(u8, u8, u8)> {
 /// (U+10000..U+1FFFF, where the emoji are), and the rest, F0 A0..BF, goes byte by byte.
 /// The bits of `x` that `m` leaves out hold the sequence's length (bits 24..27), which
 /// every valid `m` leaves free (at most `0xC0` in byte 3).
+// Its own section: the PIC32 linker script places it where the alignment costs nothing
+// (EBASE + 0x200, `linker/pic32mzw1.ld`).
+#[unsafe(link_section = ".rodata.mzw1_utf8_sequences")]
 static SEQUENCES: Sequences = Sequences({
     let mut t = [[0u32, 0xFF]; 64];
     let mut i = 0;
