@@ -894,8 +894,8 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
     }
 }
 
-/// Sends the 101 response for the request the client's parser holds; returns false if
-/// TCP has no room (it stays owed).
+/// Sends the 101 response for the request the client's parser holds: `Head::NoRoom` if
+/// TCP has no room now (it stays owed), `Head::TooLong` if it cannot be built.
 fn send_upgrade(
     ctx: &mut Ctx<'_, '_, '_>,
     i: usize,
@@ -945,7 +945,7 @@ fn send_head(
 ) -> Head {
     let mut too_long = false;
     let sent = tcp.send_more(conn, RESPONSE_HEAD_MAX, |buf| {
-        let n = handshake::write_response(
+        let head = handshake::write_head(
             buf,
             status,
             accept,
@@ -953,8 +953,9 @@ fn send_head(
             content_type,
             content_length,
         );
-        too_long = n.is_none() && buf.len() >= RESPONSE_HEAD_MAX;
-        n.unwrap_or(0)
+        // Too long is a configuration error; short of room, it waits for more.
+        too_long = head.is_err_and(|needs| needs > RESPONSE_HEAD_MAX);
+        head.unwrap_or(0)
     });
     match sent {
         Ok(n) if n > 0 => Head::Sent,

@@ -811,42 +811,74 @@ pub fn write_response(
     content_type: Option<&str>,
     content_length: usize,
 ) -> Option<usize> {
-    let mut w = Writer { out, len: 0 };
-    w.put(b"HTTP/1.1 ")?;
-    w.put(status.line())?;
-    w.put(b"\r\n")?;
+    write_head(
+        out,
+        status,
+        accept,
+        subprotocol,
+        content_type,
+        content_length,
+    )
+    .ok()
+}
+
+/// [`write_response`], telling a head too long for `out` from one that fits: `Ok` with
+/// its length, or `Err` with the length it needs (a 101 without an accept key is
+/// `Err(usize::MAX)`).
+pub fn write_head(
+    out: &mut [u8],
+    status: Status,
+    accept: Option<&[u8; 28]>,
+    subprotocol: Option<&str>,
+    content_type: Option<&str>,
+    content_length: usize,
+) -> Result<usize, usize> {
+    let mut w = Writer {
+        out,
+        len: 0,
+        fits: true,
+    };
+    w.put(b"HTTP/1.1 ");
+    w.put(status.line());
+    w.put(b"\r\n");
     if status == Status::SwitchingProtocols {
-        w.put(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ")?;
-        w.put(accept?)?;
-        w.put(b"\r\n")?;
+        let Some(accept) = accept else {
+            return Err(usize::MAX);
+        };
+        w.put(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        w.put(accept);
+        w.put(b"\r\n");
         if let Some(p) = subprotocol {
-            w.put(b"Sec-WebSocket-Protocol: ")?;
-            w.put(p.as_bytes())?;
-            w.put(b"\r\n")?;
+            w.put(b"Sec-WebSocket-Protocol: ");
+            w.put(p.as_bytes());
+            w.put(b"\r\n");
         }
     } else {
         if status == Status::UpgradeRequired {
-            w.put(b"Sec-WebSocket-Version: 13\r\n")?;
+            w.put(b"Sec-WebSocket-Version: 13\r\n");
         }
         if status == Status::MethodNotAllowed {
-            w.put(b"Allow: GET\r\n")?;
+            w.put(b"Allow: GET\r\n");
         }
         if let Some(t) = content_type {
-            w.put(b"Content-Type: ")?;
-            w.put(t.as_bytes())?;
-            w.put(b"\r\n")?;
+            w.put(b"Content-Type: ");
+            w.put(t.as_bytes());
+            w.put(b"\r\n");
         }
-        w.put(b"Content-Length: ")?;
-        w.put_decimal(content_length)?;
-        w.put(b"\r\nConnection: close\r\n")?;
+        w.put(b"Content-Length: ");
+        w.put_decimal(content_length);
+        w.put(b"\r\nConnection: close\r\n");
     }
-    w.put(b"\r\n")?;
-    Some(w.len)
+    w.put(b"\r\n");
+    if w.fits { Ok(w.len) } else { Err(w.len) }
 }
 
+/// A head being written: `len` counts every byte put, `fits` says whether `out` took
+/// them all.
 struct Writer<'a> {
     out: &'a mut [u8],
     len: usize,
+    fits: bool,
 }
 
 impl Writer<'_> {
@@ -854,32 +886,36 @@ impl Writer<'_> {
     /// strings became its own run of byte loads and stores (414 bytes more flash, for
     /// 280 to 400 instructions less per response).
     #[inline(never)]
-    fn put(&mut self, s: &[u8]) -> Option<()> {
-        let end = self.len.checked_add(s.len())?;
-        crate::copy::copy(self.out.get_mut(self.len..end)?, s);
+    fn put(&mut self, s: &[u8]) {
+        let end = self.len.saturating_add(s.len());
+        match self.out.get_mut(self.len..end) {
+            Some(d) if self.fits => crate::copy::copy(d, s),
+            _ => self.fits = false,
+        }
         self.len = end;
-        Some(())
     }
 
     #[inline(always)] // One caller; LLVM keeps it out of line, for 136 bytes more flash.
-    fn put_decimal(&mut self, mut n: usize) -> Option<()> {
+    fn put_decimal(&mut self, mut n: usize) {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
         loop {
             i -= 1;
-            *digits.get_mut(i)? = b'0' + (n % 10) as u8;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
             n /= 10;
             if n == 0 || i == 0 {
                 break;
             }
         }
-        self.put(digits.get(i..)?)
+        self.put(digits.get(i..).unwrap_or_default());
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{eq_lowercase, is_tchar, line_end};
+    use super::{Status, accept_key, eq_lowercase, is_tchar, line_end, write_head, write_response};
 
     /// Every byte value at every position of lines of 0 to 11 bytes (each word position
     /// and the tail), against the byte-at-a-time definition.
@@ -905,6 +941,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn write_head_measures_what_does_not_fit() {
+        let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
+        let mut big = [0u8; 512];
+        for (status, accept, proto, ctype, len) in [
+            (
+                Status::SwitchingProtocols,
+                Some(&accept),
+                Some("chat.v2"),
+                None,
+                0,
+            ),
+            (Status::NotFound, None, None, Some("text/plain"), 12_345),
+            (Status::ServiceUnavailable, None, None, None, 0),
+        ] {
+            let Ok(n) = write_head(&mut big, status, accept, proto, ctype, len) else {
+                panic!("{status:?} fits 512 bytes");
+            };
+            assert_eq!(
+                write_response(&mut big, status, accept, proto, ctype, len),
+                Some(n)
+            );
+            for short in [0, 1, n / 2, n - 1] {
+                let mut out = [0u8; 512];
+                let got = write_head(&mut out[..short], status, accept, proto, ctype, len);
+                assert_eq!(got, Err(n), "{status:?} in {short} bytes");
+            }
+        }
+        assert_eq!(
+            write_head(&mut big, Status::SwitchingProtocols, None, None, None, 0),
+            Err(usize::MAX),
+            "a 101 needs its key"
+        );
     }
 
     #[test]
