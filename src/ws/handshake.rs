@@ -156,8 +156,19 @@ impl<const N: usize> Scratch<N> {
         let at = self.len as usize;
         match self.bytes.get_mut(at..at + s.len()) {
             Some(d) => {
-                d.copy_from_slice(s);
+                crate::copy::copy(d, s);
                 self.len += s.len() as u8;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// One byte (a list token's, taken as the value is scanned).
+    fn push(&mut self, b: u8) {
+        match self.bytes.get_mut(self.len as usize) {
+            Some(d) => {
+                *d = b;
+                self.len += 1;
             }
             None => self.overflow = true,
         }
@@ -675,7 +686,7 @@ impl RequestParser {
                     self.end_token(config);
                 }
             }
-            _ => self.scratch.append(&[b]),
+            _ => self.scratch.push(b),
         }
     }
 
@@ -713,12 +724,12 @@ impl RequestParser {
                 // than once): the request then has no valid key, and gets 400.
                 let repeated = self.request.key_present;
                 self.request.key_present = true;
-                self.request.key = single
-                    .first_chunk::<24>()
-                    .filter(|_| {
-                        !repeated && single.len() == 24 && base64::decode_key(single).is_some()
-                    })
-                    .copied();
+                let valid = !repeated && single.len() == 24 && base64::decode_key(single).is_some();
+                match single.first_chunk::<24>() {
+                    // Straight into its place (one copy, not two through an `Option`).
+                    Some(k) if valid => crate::copy::copy(self.request.key.insert([0; 24]), k),
+                    _ => self.request.key = None,
+                }
             }
             Header::Version => {
                 // A second Version header must agree; anything but "13" fails.
