@@ -945,7 +945,7 @@ fn send_head(
 ) -> Head {
     let mut too_long = false;
     let sent = tcp.send_more(conn, RESPONSE_HEAD_MAX, |buf| {
-        let head = handshake::write_head(
+        let head = handshake::write_response(
             buf,
             status,
             accept,

@@ -810,33 +810,13 @@ pub fn accept_key(key: &[u8; 24]) -> [u8; 28] {
     base64::encode_20(&sha1_smol::Sha1::from(msg).digest().bytes())
 }
 
-/// Writes the response head for `status` into `out`; returns its length, or `None` if
-/// `out` is too small. 101 carries the accept key and the subprotocol; 426 carries
+/// Writes the response head for `status` into `out`: `Ok` with its length, or, if `out`
+/// is too small, `Err` with the length it needs (so a caller can tell a head too long
+/// for any buffer it has from one waiting for room; a 101 without an accept key is
+/// `Err(usize::MAX)`). 101 carries the accept key and the subprotocol; 426 carries
 /// `Sec-WebSocket-Version: 13`; every other response closes the connection
 /// (`Connection: close`) and has an empty body unless `content_length` says otherwise.
 pub fn write_response(
-    out: &mut [u8],
-    status: Status,
-    accept: Option<&[u8; 28]>,
-    subprotocol: Option<&str>,
-    content_type: Option<&str>,
-    content_length: usize,
-) -> Option<usize> {
-    write_head(
-        out,
-        status,
-        accept,
-        subprotocol,
-        content_type,
-        content_length,
-    )
-    .ok()
-}
-
-/// [`write_response`], telling a head too long for `out` from one that fits: `Ok` with
-/// its length, or `Err` with the length it needs (a 101 without an accept key is
-/// `Err(usize::MAX)`).
-pub fn write_head(
     out: &mut [u8],
     status: Status,
     accept: Option<&[u8; 28]>,
@@ -926,7 +906,7 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Status, accept_key, eq_lowercase, is_tchar, line_end, write_head, write_response};
+    use super::{Status, accept_key, eq_lowercase, is_tchar, line_end, write_response};
 
     /// Every byte value at every position of lines of 0 to 11 bytes (each word position
     /// and the tail), against the byte-at-a-time definition.
@@ -955,7 +935,7 @@ mod tests {
     }
 
     #[test]
-    fn write_head_measures_what_does_not_fit() {
+    fn write_response_measures_what_does_not_fit() {
         let accept = accept_key(b"dGhlIHNhbXBsZSBub25jZQ==");
         let mut big = [0u8; 512];
         for (status, accept, proto, ctype, len) in [
@@ -969,21 +949,17 @@ mod tests {
             (Status::NotFound, None, None, Some("text/plain"), 12_345),
             (Status::ServiceUnavailable, None, None, None, 0),
         ] {
-            let Ok(n) = write_head(&mut big, status, accept, proto, ctype, len) else {
+            let Ok(n) = write_response(&mut big, status, accept, proto, ctype, len) else {
                 panic!("{status:?} fits 512 bytes");
             };
-            assert_eq!(
-                write_response(&mut big, status, accept, proto, ctype, len),
-                Some(n)
-            );
             for short in [0, 1, n / 2, n - 1] {
                 let mut out = [0u8; 512];
-                let got = write_head(&mut out[..short], status, accept, proto, ctype, len);
+                let got = write_response(&mut out[..short], status, accept, proto, ctype, len);
                 assert_eq!(got, Err(n), "{status:?} in {short} bytes");
             }
         }
         assert_eq!(
-            write_head(&mut big, Status::SwitchingProtocols, None, None, None, 0),
+            write_response(&mut big, Status::SwitchingProtocols, None, None, None, 0),
             Err(usize::MAX),
             "a 101 needs its key"
         );

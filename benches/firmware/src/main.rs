@@ -371,6 +371,7 @@ mod firmware {
             });
             rt::report("", "upgrade_response", suffix, c, 0, None);
             let response = len
+                .ok()
                 .and_then(|l| out.get(..l))
                 .ok_or(BenchError::WrongResult)?;
             if !upgrade_accepted(response, key.accept) {
