@@ -141,6 +141,12 @@ mod mips {
     maddu $t5, $t0
     maddu $t6, $t0
     .endm
+    # The halfword at $a0, then past it (the head's at 2 mod 4, and the tail's).
+    .macro mzw1_sum_half
+    lhu $t5, 0($a0)
+    addiu $a0, $a0, 2
+    maddu $t5, $t0
+    .endm
     mthi $zero
     mtlo $zero
     addiu $t0, $zero, 1
@@ -165,9 +171,7 @@ mod mips {
     sltiu $t4, $t4, 2
     bnez $t4, 8f
     nop
-    lhu $t5, 0($a0)
-    addiu $a0, $a0, 2
-    maddu $t5, $t0
+    mzw1_sum_half
     # Aligned: the words, 16 a pass, the last `maddu` in the delay slot.
 2:
     subu $t2, $t1, $a0
@@ -219,9 +223,7 @@ mod mips {
     andi $t4, $t4, 2
     beqz $t4, 8f
     nop
-    lhu $t5, 0($a0)
-    addiu $a0, $a0, 2
-    maddu $t5, $t0
+    mzw1_sum_half
 8:
     beq $a0, $t1, 9f
     nop
@@ -235,6 +237,7 @@ mod mips {
     jr $ra
     addu $v0, $v0, $v1
     .purgem mzw1_sum_pair
+    .purgem mzw1_sum_half
 "#
     );
 
