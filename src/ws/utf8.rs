@@ -38,7 +38,8 @@
 //! ASCII (no bit of `0x80808080` set) is skipped; eight in a row hand over to a scan of
 //! aligned words, eight (32 bytes) per loop iteration. On little-endian MIPS32 that word
 //! loop is written in assembly (10 instructions an ASCII word, 17 a sequence), the same
-//! steps as the Rust loop the other targets use. Only the last 3 bytes of a piece,
+//! steps as the Rust loop the other targets use, its table at an address aligned to its
+//! size. Only the last 3 bytes of a piece,
 //! a sequence cut by its end, an invalid one, or one the table does not cover (F0 A0..BF)
 //! go through the byte-by-byte state machine, which carries the sequence over or finds
 //! the offending byte.
@@ -291,11 +292,12 @@ fn ascii_len(s: &[u8]) -> usize {
 const ASCII_RUN: u32 = 8;
 
 /// The word loop, in Rust (every target but little-endian MIPS32, which has it in
-/// assembly: the same steps, tested in another order there): from `at`, while a word starts below
-/// `limit` (`limit + 3 <= data.len()`), a word that starts with a lead byte is checked
-/// whole against its [`SEQUENCES`] entry and skipped, ASCII bytes are skipped. Returns
-/// where it stopped: at `limit` or beyond, at a sequence the table does not pass, or
-/// after [`ASCII_RUN`] ASCII words in a row (on an ASCII byte below `limit`).
+/// assembly: the same steps, tested in another order there): from `at`, while a word
+/// starts below `limit` (`limit + 3 <= data.len()`), a word that starts with a lead byte
+/// is checked whole against its [`SEQUENCES`] entry and skipped, ASCII bytes are
+/// skipped. Returns where it stopped: at `limit` or beyond, at a sequence the table does
+/// not pass, or after [`ASCII_RUN`] ASCII words in a row (on an ASCII byte below
+/// `limit`).
 #[cfg(not(all(target_arch = "mips", target_endian = "little")))]
 #[inline(always)]
 fn scan_words(data: &[u8], mut at: usize, limit: usize) -> usize {

@@ -4,9 +4,14 @@ use crate::{IMAGE_CLIENTS, build_firmware, build_firmware_for};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind};
 use std::path::Path;
 
-/// Program and boot flash (KSEG0/KSEG1 views of physical 0x10000000 and 0x1FC00000).
+/// Program flash (KSEG0 view of physical 0x10000000, 1 MiB).
+fn in_program_flash(addr: u64) -> bool {
+    (0x9000_0000..0x9010_0000).contains(&addr)
+}
+
+/// Program and boot flash (boot flash: KSEG1 view of physical 0x1FC00000).
 fn in_flash(addr: u64) -> bool {
-    (0x9000_0000..0x9010_0000).contains(&addr) || (0xBFC0_0000..0xBFC6_0000).contains(&addr)
+    in_program_flash(addr) || (0xBFC0_0000..0xBFC6_0000).contains(&addr)
 }
 
 /// Data RAM (KSEG0 and KSEG1 views of physical 0x00000000, 256 KiB).
@@ -31,8 +36,8 @@ pub fn measure(elf: &Path) -> Result<Footprint, String> {
     let data = std::fs::read(elf).map_err(|e| format!("cannot read {}: {e}", elf.display()))?;
     let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", elf.display()))?;
     let mut f = Footprint::default();
-    // Program-flash sections by address, for the padding between them (alignment: the
-    // UTF-8 table's 512 bytes make `.rodata` start on a 512-byte boundary).
+    // Program-flash sections by address, for the padding between them (an output
+    // section starts at its alignment, which its most aligned input section sets).
     let mut program: Vec<(u64, u64)> = Vec::new();
     for s in file.sections() {
         let name = s.name().unwrap_or("?").to_string();
@@ -54,7 +59,7 @@ pub fn measure(elf: &Path) -> Result<Footprint, String> {
         if in_flash(vma) {
             f.flash += size;
             f.sections.push((name, size, "flash"));
-            if (0x9000_0000..0x9010_0000).contains(&vma) {
+            if in_program_flash(vma) {
                 program.push((vma, size));
             }
         } else if in_ram(vma) {
