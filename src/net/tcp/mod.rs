@@ -1558,6 +1558,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// ACK processing (§3.10.7.4, fifth). Returns false if the segment is to be dropped.
+    ///
+    /// Inline in its one caller, as [`deliver`](Self::deliver) is: every data segment
+    /// takes both, and a call of each cost about 40 instructions of register saves and
+    /// argument moves (measured: echo16 -75, flash -284).
+    #[inline(always)]
     fn process_ack<H: TcpHandler>(
         &mut self,
         handler: &mut H,
@@ -1651,7 +1656,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.retransmit_first(i);
             }
         }
-        self.sack_recovery(i, seg, header);
+        if seg.sack_blocks != 0 {
+            // Tested here: most ACKs carry no SACK blocks, and skip the call.
+            self.sack_recovery(i, seg, header);
+        }
         // Window update (§3.10.7.4: SND.WL1/WL2 guard against old segments).
         let Some(c) = self.conns.get_mut(i) else {
             return false;
@@ -1721,6 +1729,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// if possible. `payload_offset` is where `payload` starts in the segment. Returns
     /// the verdict for the frame and the bytes accepted (consumed or kept).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)] // one caller (see `process_ack`)
     fn deliver<H: TcpHandler>(
         &mut self,
         handler: &mut H,
@@ -1998,6 +2007,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
 
     /// Sends the ACKs owed now (at the end of a batch of frames, or when delayed ACKs
     /// expire).
+    ///
+    /// Inline in its two callers (the interrupt's batch and the timers): measured, 14
+    /// instructions less per interrupt for 12 bytes of flash.
+    #[inline(always)]
     pub(crate) fn flush_acks(&mut self) {
         // One pass: a connection's corked segment, then its ACK if still owed. The order
         // between connections does not matter: a corked segment already holds its TX
@@ -2159,6 +2172,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
+    #[inline(always)] // one caller: segment_arrives
     fn schedule_ack(&mut self, i: usize) {
         let delay = self.core.config.ack_delay_ms;
         let now = self.now;

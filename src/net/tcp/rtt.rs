@@ -52,6 +52,7 @@ impl Rtt {
     }
 
     /// A round-trip sample from a segment that was not retransmitted (§2.2–2.3, G = 1 ms).
+    #[inline(always)] // one caller: ACK processing, on every ACK of new data
     pub fn sample(&mut self, r: u32, c: &RtoConfig) {
         let r = r.min(c.max_ms);
         if !self.measured {
