@@ -1,95 +1,184 @@
-//! Copying payload between DMA buffers a word at a time, whatever the alignment of either.
+//! Copying bytes, and `memcpy` and `memset` for the MIPS firmware.
 //!
-//! An echoed payload is copied from the RX buffer it was unmasked in into a TX buffer;
-//! other payloads (a page body, bytes appended behind kept data) come from anywhere.
-//! `core`'s `copy_from_slice` calls `memcpy`, whose portable code (compiler-builtins)
-//! moves a word in 6 instructions on MIPS32 when both sides are aligned alike, and shifts
-//! and merges two loads per word when they are not. MIPS32 reads a word at any address
-//! with `lwl`/`lwr`, so [`copy`] aligns the destination, then stores aligned words read
-//! from wherever the source is: 3 instructions a word in a loop of 8 words, 0.9 per byte.
-//! When the source then turns out aligned too, a word is a plain load and a store, 0.6 per
-//! byte. That is always so for an echo: the frame header loses the 4-byte mask key on the
-//! way back (6 or 8 bytes in, 2 or 4 out, RFC 6455 §5.2), so the payload keeps its offset
-//! mod 4 (the TCP header is a multiple of 4 bytes either way).
+//! Every copy goes through `memcpy`: [`copy`] (a frame's payload from the RX buffer it was
+//! unmasked in into a TX buffer, a page body, bytes appended behind kept data, an ICMP
+//! echo's data), `copy_from_slice` on header fields, and the moves the compiler makes of
+//! structures (a connection set up, SHA-1's block). On the firmware, `memcpy` and
+//! `memset` are the assembly below, in place of compiler-builtins' portable code: that
+//! moves a word in 6 instructions when both sides are aligned alike, shifts and merges
+//! two loads per word when they are not, and goes byte by byte below 16 bytes, so the
+//! small copies and clears of a handshake cost 3 instructions a byte.
 //!
-//! Every copy of payload goes through it (a frame's payload, a page body, bytes appended
-//! behind kept data, an ICMP echo's data); header fields use `copy_from_slice`.
+//! MIPS32 reads a word at any address with `lwl`/`lwr`. So `memcpy` aligns the
+//! destination, then stores aligned words read from wherever the source is: blocks of 8
+//! words, 28 instructions a block (0.9 a byte), or 20 (0.6 a byte) when the source is
+//! aligned too. That is always so for an echo: the frame header loses the 4-byte mask
+//! key on the way back (6 or 8 bytes in, 2 or 4 out, RFC 6455 §5.2), so the payload
+//! keeps its offset mod 4 (the TCP header is a multiple of 4 bytes either way). `memset`
+//! stores blocks of 8 words (12 instructions a block).
 
 /// Copies `src` into the start of `dst`; copies `dst.len().min(src.len())` bytes.
-#[inline(never)] // One copy in flash; the call costs less than a third of a 32-byte block.
+#[inline(always)]
 pub fn copy(dst: &mut [u8], src: &[u8]) {
     let n = dst.len().min(src.len());
-    if n == 0 {
-        // Often: a frame's payload given as one part and an empty one.
-        return;
-    }
-    let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) else {
-        return;
-    };
-    // SAFETY: every bit pattern is a valid u32; `align_to_mut` only reinterprets the
-    // aligned middle of `dst`.
-    let (head, words, tail) = unsafe { dst.align_to_mut::<u32>() };
-    let (src_head, src) = src.split_at(head.len().min(src.len()));
-    for (d, s) in head.iter_mut().zip(src_head) {
-        *d = *s;
-    }
-    let (blocks, words) = words.as_chunks_mut::<8>();
-    if blocks.is_empty() {
-        // Under 32 bytes: the word loop below.
-    }
-    // SAFETY: as above; `align_to` only reinterprets the aligned middle of `src`.
-    else if let ([], src_words, _) = unsafe { src.align_to::<u32>() }
-        && let (src_blocks, _) = src_words.as_chunks::<8>()
-        // `align_to` may leave more in its head and tail than it must; only a middle
-        // that covers every block is taken (today's `core` always gives one).
-        && src_blocks.len() >= blocks.len()
-    {
-        // The source is aligned as well (see the module docs): plain word loads, 2
-        // instructions a word instead of 3.
-        for (block, s) in blocks.iter_mut().zip(src_blocks) {
-            let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
-            let [a, b, c, d, e, f, g, h] = *s;
-            *w0 = a;
-            *w1 = b;
-            *w2 = c;
-            *w3 = d;
-            *w4 = e;
-            *w5 = f;
-            *w6 = g;
-            *w7 = h;
-        }
-    } else {
-        copy_blocks(blocks, src);
-    }
-    let src = src.get(blocks.len() * 32..).unwrap_or_default();
-    let (src_words, src_tail) = src.as_chunks::<4>();
-    for (d, s) in words.iter_mut().zip(src_words) {
-        *d = u32::from_ne_bytes(*s);
-    }
-    for (d, s) in tail.iter_mut().zip(src_tail) {
-        *d = *s;
+    if let (Some(dst), Some(src)) = (dst.get_mut(..n), src.get(..n)) {
+        dst.copy_from_slice(src);
     }
 }
 
-/// Blocks of 8 words from a source at any alignment (`lwl`/`lwr` on MIPS32).
-#[inline(always)]
-fn copy_blocks(blocks: &mut [[u32; 8]], src: &[u8]) {
-    for (block, s) in blocks.iter_mut().zip(src.as_chunks::<32>().0) {
-        // Eight words spelled out: a store each, so the loop is not turned back into a
-        // call to `memcpy`.
-        let [a, b, c, d, e, f, g, h] = s.as_chunks::<4>().0 else {
-            return;
-        };
-        let [w0, w1, w2, w3, w4, w5, w6, w7] = block;
-        *w0 = u32::from_ne_bytes(*a);
-        *w1 = u32::from_ne_bytes(*b);
-        *w2 = u32::from_ne_bytes(*c);
-        *w3 = u32::from_ne_bytes(*d);
-        *w4 = u32::from_ne_bytes(*e);
-        *w5 = u32::from_ne_bytes(*f);
-        *w6 = u32::from_ne_bytes(*g);
-        *w7 = u32::from_ne_bytes(*h);
-    }
+#[cfg(all(target_arch = "mips", target_endian = "little", target_os = "none"))]
+mod mips {
+    // `memcpy(dst = $a0, src = $a1, n = $a2) -> dst`. Under 8 bytes, byte by byte; else
+    // the destination's head up to a word boundary, then blocks of 8 words (two loops: an
+    // aligned source, or any), the words left (`lwl`/`lwr`, which read aligned words
+    // too), the bytes left.
+    mips_function!(
+        "memcpy",
+        r#"
+    move $v0, $a0
+    sltiu $t0, $a2, 8
+    bnez $t0, 7f
+    negu $t1, $a0
+    andi $t1, $t1, 3
+    beqz $t1, 2f
+    subu $a2, $a2, $t1
+1:  lbu $t0, 0($a1)
+    addiu $t1, $t1, -1
+    addiu $a1, $a1, 1
+    sb $t0, 0($a0)
+    bnez $t1, 1b
+    addiu $a0, $a0, 1
+2:  srl $t2, $a2, 5
+    beqz $t2, 5f
+    andi $t0, $a1, 3
+    bnez $t0, 4f
+    nop
+3:  lw $t0, 0($a1)
+    lw $t1, 4($a1)
+    lw $t3, 8($a1)
+    lw $t4, 12($a1)
+    lw $t5, 16($a1)
+    lw $t6, 20($a1)
+    lw $t7, 24($a1)
+    lw $t8, 28($a1)
+    sw $t0, 0($a0)
+    sw $t1, 4($a0)
+    sw $t3, 8($a0)
+    sw $t4, 12($a0)
+    sw $t5, 16($a0)
+    sw $t6, 20($a0)
+    sw $t7, 24($a0)
+    sw $t8, 28($a0)
+    addiu $t2, $t2, -1
+    addiu $a1, $a1, 32
+    bnez $t2, 3b
+    addiu $a0, $a0, 32
+    b 5f
+    nop
+4:  lwl $t0, 3($a1)
+    lwr $t0, 0($a1)
+    lwl $t1, 7($a1)
+    lwr $t1, 4($a1)
+    lwl $t3, 11($a1)
+    lwr $t3, 8($a1)
+    lwl $t4, 15($a1)
+    lwr $t4, 12($a1)
+    lwl $t5, 19($a1)
+    lwr $t5, 16($a1)
+    lwl $t6, 23($a1)
+    lwr $t6, 20($a1)
+    lwl $t7, 27($a1)
+    lwr $t7, 24($a1)
+    lwl $t8, 31($a1)
+    lwr $t8, 28($a1)
+    sw $t0, 0($a0)
+    sw $t1, 4($a0)
+    sw $t3, 8($a0)
+    sw $t4, 12($a0)
+    sw $t5, 16($a0)
+    sw $t6, 20($a0)
+    sw $t7, 24($a0)
+    sw $t8, 28($a0)
+    addiu $t2, $t2, -1
+    addiu $a1, $a1, 32
+    bnez $t2, 4b
+    addiu $a0, $a0, 32
+5:  andi $a2, $a2, 31
+    srl $t2, $a2, 2
+    beqz $t2, 7f
+    andi $a2, $a2, 3
+6:  lwl $t0, 3($a1)
+    lwr $t0, 0($a1)
+    addiu $t2, $t2, -1
+    addiu $a1, $a1, 4
+    sw $t0, 0($a0)
+    bnez $t2, 6b
+    addiu $a0, $a0, 4
+7:  beqz $a2, 9f
+    nop
+8:  lbu $t0, 0($a1)
+    addiu $a2, $a2, -1
+    addiu $a1, $a1, 1
+    sb $t0, 0($a0)
+    bnez $a2, 8b
+    addiu $a0, $a0, 1
+9:  jr $ra
+    nop
+"#
+    );
+
+    // `memset(dst = $a0, c = $a1, n = $a2) -> dst`, in the same steps as `memcpy`, with
+    // the byte repeated in each of a word's four.
+    mips_function!(
+        "memset",
+        r#"
+    move $v0, $a0
+    sltiu $t0, $a2, 8
+    bnez $t0, 5f
+    andi $a1, $a1, 0xff
+    sll $t0, $a1, 8
+    or $a1, $a1, $t0
+    sll $t0, $a1, 16
+    or $a1, $a1, $t0
+    negu $t1, $a0
+    andi $t1, $t1, 3
+    beqz $t1, 2f
+    subu $a2, $a2, $t1
+1:  addiu $t1, $t1, -1
+    sb $a1, 0($a0)
+    bnez $t1, 1b
+    addiu $a0, $a0, 1
+2:  srl $t2, $a2, 5
+    beqz $t2, 4f
+    andi $a2, $a2, 31
+3:  sw $a1, 0($a0)
+    sw $a1, 4($a0)
+    sw $a1, 8($a0)
+    sw $a1, 12($a0)
+    sw $a1, 16($a0)
+    sw $a1, 20($a0)
+    sw $a1, 24($a0)
+    sw $a1, 28($a0)
+    addiu $t2, $t2, -1
+    bnez $t2, 3b
+    addiu $a0, $a0, 32
+4:  srl $t2, $a2, 2
+    beqz $t2, 5f
+    andi $a2, $a2, 3
+41: addiu $t2, $t2, -1
+    sw $a1, 0($a0)
+    bnez $t2, 41b
+    addiu $a0, $a0, 4
+5:  beqz $a2, 7f
+    nop
+6:  addiu $a2, $a2, -1
+    sb $a1, 0($a0)
+    bnez $a2, 6b
+    addiu $a0, $a0, 1
+7:  jr $ra
+    nop
+"#
+    );
 }
 
 #[cfg(test)]
