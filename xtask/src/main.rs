@@ -3,7 +3,10 @@
 //! - `firmware`: builds the reference firmware for the PIC32MZW1 (`mipsel-unknown-none`,
 //!   nightly, `-Zbuild-std=core`, release with LTO).
 //! - `size [--features F]`: builds it and prints `flash_bytes=N ram_bytes=N elf=PATH`
-//!   plus a breakdown; fails if any panic path is linked into the image.
+//!   plus a breakdown; without arguments also what one more client costs, the same
+//!   firmware without its chat room (`echo_flash_bytes=N ...`: the service and its echo,
+//!   as the peer image) and the peer image; fails if any panic path is linked into either
+//!   reference image.
 //! - `hex`: the reference firmware as Intel HEX for PIC32 programmers; see `hex.rs`.
 //! - `bench-target [--pic32]`: instruction-counted benchmarks of the firmware code (and of
 //!   smoltcp, with embedded-websocket for the WebSocket ones, on the same driver, for

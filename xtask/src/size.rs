@@ -127,18 +127,39 @@ pub fn run(args: &[String]) -> Result<(), String> {
             more.flash as i64 - f.flash as i64
         );
     }
+    let mut panic_symbols = f.panic_symbols;
     if args.is_empty() {
+        panic_symbols.extend(echo_only()?);
         peer()?;
     }
-    if !f.panic_symbols.is_empty() {
+    if !panic_symbols.is_empty() {
         return Err(format!(
             "{} panic path(s) linked into the image (firmware must not panic):\n  {}",
-            f.panic_symbols.len(),
-            f.panic_symbols.join("\n  ")
+            panic_symbols.len(),
+            panic_symbols.join("\n  ")
         ));
     }
     println!("panic_paths=0");
     Ok(())
+}
+
+/// The reference firmware without its chat room and page (`--no-default-features`):
+/// the WebSocket service with its streaming echo, which is what the peer image does, so
+/// the ratios compare like with like. Prints its footprint and returns its panic paths.
+fn echo_only() -> Result<Vec<String>, String> {
+    let args = ["--no-default-features".to_string()];
+    let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &args)?)?;
+    let f = measure(&build_firmware(&args)?)?;
+    build_firmware(&[])?; // target/ holds the real image again
+    println!(
+        "echo_flash_bytes={} echo_ram_state_bytes={} echo_per_client_ram_bytes={} \
+         echo_per_client_flash_bytes={}",
+        f.flash,
+        f.ram_state,
+        more.ram_state as i64 - f.ram_state as i64,
+        more.flash as i64 - f.flash as i64
+    );
+    Ok(f.panic_symbols)
 }
 
 /// The comparison firmware's footprint: `mzw1-peer-image` (benches/peers: smoltcp and

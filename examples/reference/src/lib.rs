@@ -9,16 +9,21 @@
 //! - `/chat`: a chat room; each whole message (up to [`CHAT_MESSAGE_MAX`] bytes, 1009
 //!   beyond) goes to every chat client;
 //! - `GET /` without an upgrade: the chat page, which opens `/chat` back to the board.
+//!
+//! The chat room and its page are the `chat` feature (on by default). Without it the
+//! image is the WebSocket service and its streaming echo alone: what the peer image in
+//! `benches/peers` does, so `cargo xtask size` measures both that way too.
 #![no_std]
 
 use mzw1_wss::mac::{DmaMemory, DmaWindow, IrqShared, Mac, MacConfig, Peripherals};
 use mzw1_wss::net::ipv4::Ipv4Config;
 use mzw1_wss::net::tcp::TcpConfig;
 use mzw1_wss::net::{Interface, Link, NetConfig};
+#[cfg(feature = "chat")]
 use mzw1_wss::service::assembly::{Assembled, Assembly};
-use mzw1_wss::service::{
-    ClientId, Ctx, DataInfo, Event, Handler, Page, SendError, Server, WssConfig,
-};
+use mzw1_wss::service::{ClientId, Ctx, DataInfo, Handler, SendError, Server, WssConfig};
+#[cfg(feature = "chat")]
+use mzw1_wss::service::{Event, Page};
 use mzw1_wss::time::Instant;
 
 /// RX descriptors.
@@ -50,12 +55,14 @@ const fn clients_from(v: Option<&str>) -> usize {
 pub const CONNECTIONS: usize = CLIENTS + 2;
 
 /// Longest chat message.
+#[cfg(feature = "chat")]
 pub const CHAT_MESSAGE_MAX: usize = 256;
 
 /// The DMA region the app needs.
 pub type Dma = DmaMemory<RXD, RXB, TXB>;
 
 /// The page served at `/`.
+#[cfg(feature = "chat")]
 pub const CHAT_PAGE: Page = Page {
     content_type: "text/html; charset=utf-8",
     body: include_bytes!("chat.html"),
@@ -121,6 +128,7 @@ pub fn interface(
 }
 
 /// What the app counts.
+#[cfg(feature = "chat")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EchoStats {
     /// Chat messages received whole.
@@ -132,17 +140,23 @@ pub struct EchoStats {
 /// The application: streaming echo, and the chat room.
 pub struct Echo {
     /// Clients connected on `/chat`.
+    #[cfg(feature = "chat")]
     chat: [bool; CLIENTS],
+    #[cfg(feature = "chat")]
     assembly: Assembly<CHAT_MESSAGE_MAX, CLIENTS>,
     /// Counters.
+    #[cfg(feature = "chat")]
     pub stats: EchoStats,
 }
 
 impl Echo {
     const fn new() -> Echo {
         Echo {
+            #[cfg(feature = "chat")]
             chat: [false; CLIENTS],
+            #[cfg(feature = "chat")]
             assembly: Assembly::new(),
+            #[cfg(feature = "chat")]
             stats: EchoStats {
                 chat_messages: 0,
                 chat_undelivered: 0,
@@ -151,6 +165,7 @@ impl Echo {
     }
 
     /// Chat messages refused for length (1009).
+    #[cfg(feature = "chat")]
     pub fn chat_too_big(&self) -> u32 {
         self.assembly.too_big
     }
@@ -164,6 +179,7 @@ impl Handler for Echo {
         data: &mut [u8],
         info: DataInfo,
     ) -> Option<usize> {
+        #[cfg(feature = "chat")]
         if self.chat.get(client.index()).copied().unwrap_or(false) {
             if let Assembled::Whole(kind, message) = self.assembly.push(ctx, client, data, info) {
                 self.stats.chat_messages += 1;
@@ -188,6 +204,7 @@ impl Handler for Echo {
         }
     }
 
+    #[cfg(feature = "chat")]
     fn on_event(&mut self, _ctx: &mut Ctx<'_, '_, '_>, client: ClientId, event: Event<'_>) {
         let Some(chat) = self.chat.get_mut(client.index()) else {
             return;
@@ -202,6 +219,7 @@ impl Handler for Echo {
         }
     }
 
+    #[cfg(feature = "chat")]
     fn page(&mut self, path: &[u8]) -> Option<Page> {
         match path {
             b"/" | b"/index.html" => Some(CHAT_PAGE),
