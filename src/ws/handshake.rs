@@ -128,7 +128,7 @@ static TCHAR: [bool; 256] = {
 /// Its bytes start uninitialised: a parser is made for every connection, and zeroing 64
 /// bytes at an odd offset costs more than the rest of its set-up. Only `..len` is ever
 /// read, and every byte there was written by `append` or `push`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 struct Scratch<const N: usize> {
     bytes: [MaybeUninit<u8>; N],
     len: u8,
@@ -187,6 +187,13 @@ impl<const N: usize> Scratch<N> {
         let written = self.bytes.get(..self.len as usize)?;
         // SAFETY: `len` only grows by the bytes `append` and `push` have just written.
         Some(unsafe { written.assume_init_ref() })
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for Scratch<N> {
+    /// What it holds (`None` once something did not fit), not its uninitialised rest.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("Scratch").field(&self.get()).finish()
     }
 }
 

@@ -117,19 +117,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         f.ram_state + f.ram_dma,
         elf.display()
     );
+    let mut panic_symbols = f.panic_symbols.clone();
     if args.is_empty() {
-        // What one more client costs: the same image built for one more.
-        let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &[])?)?;
-        build_firmware(&[])?; // target/ holds the real image again
-        println!(
-            "clients={IMAGE_CLIENTS} per_client_ram_bytes={} per_client_flash_bytes={}",
-            more.ram_state as i64 - f.ram_state as i64,
-            more.flash as i64 - f.flash as i64
-        );
-    }
-    let mut panic_symbols = f.panic_symbols;
-    if args.is_empty() {
-        panic_symbols.extend(echo_only()?);
+        // The other builds (one more client; no chat room), then target/ holds the real
+        // image again, whether they succeeded or not.
+        let others = other_builds(&f);
+        build_firmware(&[])?;
+        panic_symbols.extend(others?);
         peer()?;
     }
     if !panic_symbols.is_empty() {
@@ -143,14 +137,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// The reference firmware without its chat room and page (`--no-default-features`):
-/// the WebSocket service with its streaming echo, which is what the peer image does, so
-/// the ratios compare like with like. Prints its footprint and returns its panic paths.
-fn echo_only() -> Result<Vec<String>, String> {
+/// What one more client costs (the same image built for one more), and the reference
+/// firmware without its chat room and page (`--no-default-features`): the WebSocket
+/// service with its streaming echo, which is what the peer image does, so the ratios
+/// compare like with like. Prints both; returns the second image's panic paths. Leaves
+/// another image in target/: the caller rebuilds the real one.
+fn other_builds(f: &Footprint) -> Result<Vec<String>, String> {
+    let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &[])?)?;
+    println!(
+        "clients={IMAGE_CLIENTS} per_client_ram_bytes={} per_client_flash_bytes={}",
+        more.ram_state as i64 - f.ram_state as i64,
+        more.flash as i64 - f.flash as i64
+    );
     let args = ["--no-default-features".to_string()];
     let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &args)?)?;
     let f = measure(&build_firmware(&args)?)?;
-    build_firmware(&[])?; // target/ holds the real image again
     println!(
         "echo_flash_bytes={} echo_ram_state_bytes={} echo_per_client_ram_bytes={} \
          echo_per_client_flash_bytes={}",

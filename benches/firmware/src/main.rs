@@ -190,11 +190,12 @@ mod firmware {
         memory_agrees()
     }
 
-    /// The target's `memcpy` and `memset` (hand-written for MIPS, `mzw1_wss::copy`)
-    /// against a byte at a time: every source and destination offset modulo 4, every
-    /// length from 0 to 300 and some up to 1,500, with the bytes around the destination
-    /// checked untouched (not measured). The reference reads and writes each byte
-    /// through `black_box`, so it is not itself turned into a call to `memcpy`.
+    /// The target's `memcpy` and `memset` (hand-written for MIPS, `mzw1_wss::copy`),
+    /// byte by byte: every source and destination offset modulo 4, every length from 0 to
+    /// 300 and some up to 1,500; the copy must equal the source, the fill its byte, the
+    /// bytes around the destination must keep their 0xA5 and the source its contents
+    /// (not measured). The 0xA5 is written and every byte read through `black_box`, so
+    /// neither the set-up nor the checks become calls to `memset` or `memcpy`.
     fn memory_agrees() -> Result<(), BenchError> {
         const AREA: usize = 1600;
         let mut src = [0u8; AREA];
@@ -222,6 +223,11 @@ mod firmware {
                         if black_box(b) != want {
                             return Err(BenchError::WrongResult);
                         }
+                    }
+                    if src.iter().enumerate().any(|(i, &b)| {
+                        black_box(b) != (i as u8).wrapping_mul(151).wrapping_add(i as u8 >> 3)
+                    }) {
+                        return Err(BenchError::WrongResult);
                     }
                     let fill = (len as u8).wrapping_add(so as u8);
                     if let Some(to) = dst.get_mut(d..d + len) {
