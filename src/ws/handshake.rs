@@ -204,19 +204,21 @@ impl<const N: usize> core::fmt::Debug for Scratch<N> {
 /// tokens compared with "websocket" and "upgrade"). No per-byte range test, unlike
 /// `eq_ignore_ascii_case`.
 ///
-/// Four bytes at a time (`lwl`/`lwr` on MIPS32), then the last 0 to 3.
+/// Four bytes at a time (`lwl`/`lwr` on MIPS32); the last 1 to 3 as the last four,
+/// overlapping the word before (every name and token compared is at least 4 bytes long;
+/// a shorter one is compared byte by byte).
 fn eq_lowercase(s: &[u8], lower: &[u8]) -> bool {
     if s.len() != lower.len() {
         return false;
     }
-    let (mut a, mut b) = (s.chunks_exact(4), lower.chunks_exact(4));
-    a.by_ref()
-        .zip(b.by_ref())
-        .all(|(x, y)| word(x) | 0x2020_2020 == word(y))
-        && a.remainder()
-            .iter()
-            .zip(b.remainder())
-            .all(|(&x, &y)| x | 0x20 == y)
+    let folded_eq = |x: &[u8], y: &[u8]| word(x) | 0x2020_2020 == word(y);
+    let (Some(s_last), Some(lower_last)) = (s.last_chunk::<4>(), lower.last_chunk::<4>()) else {
+        return s.iter().zip(lower).all(|(&x, &y)| x | 0x20 == y);
+    };
+    s.chunks_exact(4)
+        .zip(lower.chunks_exact(4))
+        .all(|(x, y)| folded_eq(x, y))
+        && folded_eq(s_last, lower_last)
 }
 
 /// The first 4 bytes of `chunk` as a little-endian word (0 if it is shorter, which the
@@ -993,7 +995,15 @@ mod tests {
         let want = |s: &[u8], l: &[u8]| {
             s.len() == l.len() && s.iter().zip(l).all(|(&a, &b)| a | 0x20 == b)
         };
-        for name in ["sec-websocket-version", "host", "upgrade", "websocket", ""] {
+        // Every length mod 4, and the short ones compared byte by byte.
+        let names = [
+            "sec-websocket-version",
+            "connection",
+            "host",
+            "upgrade",
+            "websocket",
+        ];
+        for name in names.into_iter().chain(["", "a", "ab", "a-9"]) {
             let l = name.as_bytes();
             for at in 0..l.len() {
                 for b in 0..=255u8 {
