@@ -39,6 +39,47 @@ mod mips {
     mips_function!(
         "memcpy",
         r#"
+    # `op reg, offset` for each of a block's eight words, in $t0, $t1, $t3..$t8.
+    .macro mzw1_each_word op
+    \op $t0, 0
+    \op $t1, 4
+    \op $t3, 8
+    \op $t4, 12
+    \op $t5, 16
+    \op $t6, 20
+    \op $t7, 24
+    \op $t8, 28
+    .endm
+    .macro mzw1_load_aligned reg, off
+    lw \reg, \off($a1)
+    .endm
+    .macro mzw1_load_any reg, off
+    lwl \reg, \off+3($a1)
+    lwr \reg, \off($a1)
+    .endm
+    .macro mzw1_store reg, off
+    sw \reg, \off($a0)
+    .endm
+    # `count` bytes (at least one) one at a time, `count` down to 0.
+    .macro mzw1_copy_bytes count
+.Lmzw1_copy_bytes\@:
+    lbu $t0, 0($a1)
+    addiu \count, \count, -1
+    addiu $a1, $a1, 1
+    sb $t0, 0($a0)
+    bnez \count, .Lmzw1_copy_bytes\@
+    addiu $a0, $a0, 1
+    .endm
+    # A block loaded by `load`, stored, then on to the next, back to `loop` while $t2
+    # counts blocks.
+    .macro mzw1_copy_block load, loop
+    mzw1_each_word \load
+    mzw1_each_word mzw1_store
+    addiu $t2, $t2, -1
+    addiu $a1, $a1, 32
+    bnez $t2, \loop
+    addiu $a0, $a0, 32
+    .endm
     move $v0, $a0
     sltiu $t0, $a2, 8
     bnez $t0, 7f
@@ -46,67 +87,16 @@ mod mips {
     andi $t1, $t1, 3
     beqz $t1, 2f
     subu $a2, $a2, $t1
-1:  lbu $t0, 0($a1)
-    addiu $t1, $t1, -1
-    addiu $a1, $a1, 1
-    sb $t0, 0($a0)
-    bnez $t1, 1b
-    addiu $a0, $a0, 1
+    mzw1_copy_bytes $t1
 2:  srl $t2, $a2, 5
     beqz $t2, 5f
     andi $t0, $a1, 3
     bnez $t0, 4f
     nop
-3:  lw $t0, 0($a1)
-    lw $t1, 4($a1)
-    lw $t3, 8($a1)
-    lw $t4, 12($a1)
-    lw $t5, 16($a1)
-    lw $t6, 20($a1)
-    lw $t7, 24($a1)
-    lw $t8, 28($a1)
-    sw $t0, 0($a0)
-    sw $t1, 4($a0)
-    sw $t3, 8($a0)
-    sw $t4, 12($a0)
-    sw $t5, 16($a0)
-    sw $t6, 20($a0)
-    sw $t7, 24($a0)
-    sw $t8, 28($a0)
-    addiu $t2, $t2, -1
-    addiu $a1, $a1, 32
-    bnez $t2, 3b
-    addiu $a0, $a0, 32
+3:  mzw1_copy_block mzw1_load_aligned, 3b
     b 5f
     nop
-4:  lwl $t0, 3($a1)
-    lwr $t0, 0($a1)
-    lwl $t1, 7($a1)
-    lwr $t1, 4($a1)
-    lwl $t3, 11($a1)
-    lwr $t3, 8($a1)
-    lwl $t4, 15($a1)
-    lwr $t4, 12($a1)
-    lwl $t5, 19($a1)
-    lwr $t5, 16($a1)
-    lwl $t6, 23($a1)
-    lwr $t6, 20($a1)
-    lwl $t7, 27($a1)
-    lwr $t7, 24($a1)
-    lwl $t8, 31($a1)
-    lwr $t8, 28($a1)
-    sw $t0, 0($a0)
-    sw $t1, 4($a0)
-    sw $t3, 8($a0)
-    sw $t4, 12($a0)
-    sw $t5, 16($a0)
-    sw $t6, 20($a0)
-    sw $t7, 24($a0)
-    sw $t8, 28($a0)
-    addiu $t2, $t2, -1
-    addiu $a1, $a1, 32
-    bnez $t2, 4b
-    addiu $a0, $a0, 32
+4:  mzw1_copy_block mzw1_load_any, 4b
 5:  andi $a2, $a2, 31
     srl $t2, $a2, 2
     beqz $t2, 7f
@@ -120,14 +110,15 @@ mod mips {
     addiu $a0, $a0, 4
 7:  beqz $a2, 9f
     nop
-8:  lbu $t0, 0($a1)
-    addiu $a2, $a2, -1
-    addiu $a1, $a1, 1
-    sb $t0, 0($a0)
-    bnez $a2, 8b
-    addiu $a0, $a0, 1
+    mzw1_copy_bytes $a2
 9:  jr $ra
     nop
+    .purgem mzw1_each_word
+    .purgem mzw1_load_aligned
+    .purgem mzw1_load_any
+    .purgem mzw1_store
+    .purgem mzw1_copy_block
+    .purgem mzw1_copy_bytes
 "#
     );
 
