@@ -64,6 +64,10 @@ pub struct RxRing<'a> {
     attached: [u8; 32],
     /// Bit i: buffer i is spare (neither attached nor kept).
     spare: u32,
+    /// How many bits of `spare` are set, counted as buffers come and go: TCP asks it
+    /// for every frame (its receive window), and MIPS32 has no popcount instruction (a
+    /// count of the mask is 17 instructions).
+    spare_count: u8,
     pub(crate) stats: RxStats,
     _bufs: PhantomData<&'a mut [Buffer]>,
 }
@@ -101,6 +105,7 @@ impl<'a> RxRing<'a> {
             next: 0,
             attached,
             spare: all & !attached_mask,
+            spare_count: (all & !attached_mask).count_ones() as u8,
             stats: RxStats::default(),
             _bufs: PhantomData,
         }
@@ -242,12 +247,17 @@ impl<'a> RxRing<'a> {
 
     /// Returns a kept buffer to the spare pool.
     pub fn release(&mut self, b: RxBuf) {
-        self.spare |= 1 << b.index;
+        let bit = 1u32.checked_shl(u32::from(b.index)).unwrap_or(0);
+        if self.spare & bit == 0 && bit != 0 {
+            self.spare |= bit;
+            self.spare_count += 1;
+        }
     }
 
     /// Spare buffers available for [`RxFrame::keep`].
     pub fn spare_buffers(&self) -> u32 {
-        self.spare.count_ones()
+        debug_assert_eq!(u32::from(self.spare_count), self.spare.count_ones());
+        u32::from(self.spare_count)
     }
 
     /// Counters.
@@ -328,6 +338,7 @@ impl RxFrame<'_, '_> {
         let slot = ring.attached.get_mut(i)?;
         let kept = core::mem::replace(slot, spare);
         ring.spare &= !(1 << spare);
+        ring.spare_count -= 1;
         self.kept = true;
         Some(RxBuf { index: kept })
     }
