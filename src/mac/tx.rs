@@ -73,7 +73,8 @@ pub struct TxRing<'a> {
     desc: &'a [Descriptor],
     bufs: NonNull<Buffer>,
     window: DmaWindow,
-    /// Bit i: buffer i is held by the stack.
+    /// Bit i: buffer i is held by the stack. The bits above the last buffer are set for
+    /// good (there is no buffer there to be free), so a free mask needs no masking.
     held: u32,
     /// Bit i: buffer i is carried by a descriptor the controller has not completed.
     in_flight: u32,
@@ -102,7 +103,7 @@ impl<'a> TxRing<'a> {
             desc,
             bufs: NonNull::from(bufs).cast(),
             window,
-            held: 0,
+            held: !buffers_mask(desc.len()),
             in_flight: 0,
             carried: [0; 32],
             head: 0,
@@ -116,15 +117,6 @@ impl<'a> TxRing<'a> {
     #[inline(always)]
     fn count(&self) -> u8 {
         self.desc.len() as u8
-    }
-
-    #[inline(always)]
-    fn all_mask(&self) -> u32 {
-        if self.count() >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << self.count()) - 1
-        }
     }
 
     /// Links the descriptors into a ring, all software-owned, and returns the physical
@@ -153,7 +145,7 @@ impl<'a> TxRing<'a> {
 
     /// A free buffer, or `None` when every buffer is held or in flight.
     pub fn alloc(&mut self) -> Option<TxBuf> {
-        let free = !(self.held | self.in_flight) & self.all_mask();
+        let free = !(self.held | self.in_flight);
         if free == 0 {
             self.stats.alloc_failed += 1;
             return None;
@@ -165,7 +157,7 @@ impl<'a> TxRing<'a> {
 
     /// Free buffers.
     pub fn free_buffers(&self) -> u32 {
-        (!(self.held | self.in_flight) & self.all_mask()).count_ones()
+        (!(self.held | self.in_flight)).count_ones()
     }
 
     /// Whether more than `n` buffers are free: the free mask with its lowest `n` bits
@@ -173,7 +165,7 @@ impl<'a> TxRing<'a> {
     /// instructions, where a count is a software popcount (MIPS32 has none).
     #[inline]
     pub fn free_more_than(&self, n: u32) -> bool {
-        let mut free = !(self.held | self.in_flight) & self.all_mask();
+        let mut free = !(self.held | self.in_flight);
         for _ in 0..n {
             free &= free.wrapping_sub(1);
         }
@@ -325,5 +317,14 @@ impl<'a> TxRing<'a> {
     /// Counters.
     pub fn stats(&self) -> &TxStats {
         &self.stats
+    }
+}
+
+/// Bit i set for each of `count` buffers.
+fn buffers_mask(count: usize) -> u32 {
+    if count >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << count) - 1
     }
 }
