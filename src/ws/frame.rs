@@ -13,21 +13,23 @@
 use super::mask::Unmasker;
 use super::utf8::Utf8Validator;
 
-/// Frame opcodes (§5.2).
+/// Frame opcodes (§5.2), each with its wire value as discriminant: converting either
+/// way is then a test of which values exist, not a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Opcode {
     /// Continuation of a fragmented message.
-    Continuation,
+    Continuation = 0x0,
     /// Text data frame.
-    Text,
+    Text = 0x1,
     /// Binary data frame.
-    Binary,
+    Binary = 0x2,
     /// Connection close.
-    Close,
+    Close = 0x8,
     /// Ping.
-    Ping,
+    Ping = 0x9,
     /// Pong.
-    Pong,
+    Pong = 0xA,
 }
 
 impl Opcode {
@@ -46,14 +48,7 @@ impl Opcode {
 
     /// The 4-bit value.
     pub const fn bits(self) -> u8 {
-        match self {
-            Opcode::Continuation => 0x0,
-            Opcode::Text => 0x1,
-            Opcode::Binary => 0x2,
-            Opcode::Close => 0x8,
-            Opcode::Ping => 0x9,
-            Opcode::Pong => 0xA,
-        }
+        self as u8
     }
 
     /// Control frames: Close, Ping, Pong (§5.5).
