@@ -29,6 +29,16 @@ pub const MAX_FRAME: usize = 1518;
 /// The largest frame software hands the MAC, without the FCS it appends.
 pub const MAX_TX_FRAME: usize = MAX_FRAME - 4;
 
+/// The bit of each of the first `count` buffers (or descriptors), as the rings keep them
+/// in `u32` masks: bit i for buffer i.
+pub(crate) const fn first_bits(count: usize) -> u32 {
+    if count >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << count) - 1
+    }
+}
+
 /// One packet buffer, 16-byte aligned (the PIC32MZ cache-line size Harmony aligns to).
 #[repr(C, align(16))]
 pub struct Buffer(pub [u8; BUFFER_SIZE]);

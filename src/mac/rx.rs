@@ -11,7 +11,7 @@
 //! [`RxFrame::keep`] swaps the frame's buffer for a spare one, so the stack can hold
 //! received bytes in place, with no copy, while the ring keeps receiving.
 
-use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, RX_DMA_SIZE};
+use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, RX_DMA_SIZE, first_bits};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
@@ -86,16 +86,7 @@ impl<'a> RxRing<'a> {
             *a = i as u8;
         }
         let buf_count = bufs.len() as u8;
-        let all = if buf_count >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << buf_count) - 1
-        };
-        let attached_mask = if desc.len() >= 32 {
-            u32::MAX
-        } else {
-            (1u32 << desc.len()) - 1
-        };
+        let spare = first_bits(bufs.len()) & !first_bits(desc.len());
         RxRing {
             regs,
             desc,
@@ -104,8 +95,8 @@ impl<'a> RxRing<'a> {
             window,
             next: 0,
             attached,
-            spare: all & !attached_mask,
-            spare_count: (all & !attached_mask).count_ones() as u8,
+            spare,
+            spare_count: spare.count_ones() as u8,
             stats: RxStats::default(),
             _bufs: PhantomData,
         }

@@ -9,7 +9,7 @@
 //! The controller clears EOWN on the SOP descriptor last, after writing the status vector
 //! there (§2.4).
 
-use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, MAX_TX_FRAME};
+use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, MAX_TX_FRAME, first_bits};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
@@ -103,7 +103,7 @@ impl<'a> TxRing<'a> {
             desc,
             bufs: NonNull::from(bufs).cast(),
             window,
-            held: !buffers_mask(desc.len()),
+            held: !first_bits(desc.len()),
             in_flight: 0,
             carried: [0; 32],
             head: 0,
@@ -317,14 +317,5 @@ impl<'a> TxRing<'a> {
     /// Counters.
     pub fn stats(&self) -> &TxStats {
         &self.stats
-    }
-}
-
-/// Bit i set for each of `count` buffers.
-fn buffers_mask(count: usize) -> u32 {
-    if count >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << count) - 1
     }
 }

@@ -39,10 +39,9 @@
 //! aligned words, eight (32 bytes) per loop iteration. On little-endian MIPS32 that word
 //! loop is written in assembly (10 instructions an ASCII word, 17 a sequence), the same
 //! steps as the Rust loop the other targets use, its table at an address aligned to its
-//! size. Only the last 3 bytes of a piece,
-//! a sequence cut by its end, an invalid one, or one the table does not cover (F0 A0..BF)
-//! go through the byte-by-byte state machine, which carries the sequence over or finds
-//! the offending byte.
+//! size. Only the last 3 bytes of a piece, a sequence cut by its end, an invalid one, or
+//! one the table does not cover (F0 A0..BF) go through the byte-by-byte state machine,
+//! which carries the sequence over or finds the offending byte.
 
 /// Where a message stopped being valid UTF-8.
 ///

@@ -143,24 +143,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
 /// compare like with like. Prints both; returns the second image's panic paths. Leaves
 /// another image in target/: the caller rebuilds the real one.
 fn other_builds(f: &Footprint) -> Result<Vec<String>, String> {
-    let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &[])?)?;
-    println!(
-        "clients={IMAGE_CLIENTS} per_client_ram_bytes={} per_client_flash_bytes={}",
-        more.ram_state as i64 - f.ram_state as i64,
-        more.flash as i64 - f.flash as i64
-    );
+    let (ram, flash) = per_client(f, &[])?;
+    println!("clients={IMAGE_CLIENTS} per_client_ram_bytes={ram} per_client_flash_bytes={flash}");
     let args = ["--no-default-features".to_string()];
-    let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, &args)?)?;
-    let f = measure(&build_firmware(&args)?)?;
+    let echo = measure(&build_firmware(&args)?)?;
+    let (ram, flash) = per_client(&echo, &args)?;
     println!(
-        "echo_flash_bytes={} echo_ram_state_bytes={} echo_per_client_ram_bytes={} \
-         echo_per_client_flash_bytes={}",
-        f.flash,
-        f.ram_state,
-        more.ram_state as i64 - f.ram_state as i64,
-        more.flash as i64 - f.flash as i64
+        "echo_flash_bytes={} echo_ram_state_bytes={} echo_per_client_ram_bytes={ram} \
+         echo_per_client_flash_bytes={flash}",
+        echo.flash, echo.ram_state
     );
-    Ok(f.panic_symbols)
+    Ok(echo.panic_symbols)
+}
+
+/// RAM (control state) and flash that one more client adds to the image `f` was
+/// measured from (built with `args`): the same image built for one more, less `f`.
+fn per_client(f: &Footprint, args: &[String]) -> Result<(i64, i64), String> {
+    let more = measure(&build_firmware_for(IMAGE_CLIENTS + 1, args)?)?;
+    Ok((
+        more.ram_state as i64 - f.ram_state as i64,
+        more.flash as i64 - f.flash as i64,
+    ))
 }
 
 /// The comparison firmware's footprint: `mzw1-peer-image` (benches/peers: smoltcp and

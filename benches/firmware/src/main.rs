@@ -198,9 +198,10 @@ mod firmware {
     /// neither the set-up nor the checks become calls to `memset` or `memcpy`.
     fn memory_agrees() -> Result<(), BenchError> {
         const AREA: usize = 1600;
+        let pattern = |i: usize| (i as u8).wrapping_mul(151).wrapping_add(i as u8 >> 3);
         let mut src = [0u8; AREA];
         for (i, b) in src.iter_mut().enumerate() {
-            *b = (i as u8).wrapping_mul(151).wrapping_add(i as u8 >> 3);
+            *b = pattern(i);
         }
         let mut dst = [0u8; AREA];
         let lengths = (0..=300).chain([301, 511, 512, 513, 1023, 1459, 1460, 1500]);
@@ -224,9 +225,11 @@ mod firmware {
                             return Err(BenchError::WrongResult);
                         }
                     }
-                    if src.iter().enumerate().any(|(i, &b)| {
-                        black_box(b) != (i as u8).wrapping_mul(151).wrapping_add(i as u8 >> 3)
-                    }) {
+                    if src
+                        .iter()
+                        .enumerate()
+                        .any(|(i, &b)| black_box(b) != pattern(i))
+                    {
                         return Err(BenchError::WrongResult);
                     }
                     let fill = (len as u8).wrapping_add(so as u8);
