@@ -190,19 +190,14 @@ impl<'m, const N: usize> Interface<'m, N> {
     /// Gratuitous ARP when the link comes up: a request for our own address (RFC 5227
     /// §2.3 announcement), so neighbours refresh their caches.
     fn announce(&mut self) {
-        let link = self.link;
-        let sent = send_frame(&mut self.mac.tx, |f| {
-            let p = ethernet::emit(f, ethernet::BROADCAST, link.mac, ethernet::ETHERTYPE_ARP)?;
-            let n = arp::emit(
-                p,
-                arp::OP_REQUEST,
-                link.mac,
-                link.ip.address,
-                [0; 6],
-                link.ip.address,
-            )?;
-            Some(ethernet::HEADER_LEN + n)
-        });
+        let sent = send_arp(
+            &mut self.mac.tx,
+            &self.link,
+            arp::OP_REQUEST,
+            ethernet::BROADCAST,
+            [0; 6],
+            self.link.ip.address,
+        );
         self.count_send(sent);
         if sent {
             self.stats.arp_announcements += 1;
@@ -336,6 +331,25 @@ fn send_frame(tx: &mut TxRing<'_>, build: impl FnOnce(&mut [u8]) -> Option<usize
     }
 }
 
+/// Sends an ARP packet from us (`op`, to `target_mac`/`target_ip`) in a frame to
+/// `eth_dst`: the reply to a request, and the announcement. Written once for both (each
+/// copy of `send_frame` and its closure is a few hundred bytes).
+#[inline(never)]
+fn send_arp(
+    tx: &mut TxRing<'_>,
+    link: &Link,
+    op: u16,
+    eth_dst: [u8; 6],
+    target_mac: [u8; 6],
+    target_ip: [u8; 4],
+) -> bool {
+    send_frame(tx, |f| {
+        let body = ethernet::emit(f, eth_dst, link.mac, ethernet::ETHERTYPE_ARP)?;
+        let n = arp::emit(body, op, link.mac, link.ip.address, target_mac, target_ip)?;
+        Some(ethernet::HEADER_LEN + n)
+    })
+}
+
 /// One received frame, parsed in place.
 fn handle_frame<H: TcpHandler>(
     data: &mut [u8],
@@ -400,18 +414,14 @@ fn handle_arp(
         stats.arp_not_for_us += 1;
         return;
     }
-    let sent = send_frame(api.tx, |f| {
-        let body = ethernet::emit(f, sender_mac, link.mac, ethernet::ETHERTYPE_ARP)?;
-        let n = arp::emit(
-            body,
-            arp::OP_REPLY,
-            link.mac,
-            link.ip.address,
-            sender_mac,
-            sender_ip,
-        )?;
-        Some(ethernet::HEADER_LEN + n)
-    });
+    let sent = send_arp(
+        api.tx,
+        &link,
+        arp::OP_REPLY,
+        sender_mac,
+        sender_mac,
+        sender_ip,
+    );
     if sent {
         stats.arp_replies += 1;
     } else {
