@@ -332,3 +332,50 @@ fn two_hosts_or_a_blank_inside_the_host_get_400() {
     assert_eq!(verdict(&blank, &cfg), Status::BadRequest);
     assert_eq!(verdict(&trailing, &cfg), Status::SwitchingProtocols);
 }
+
+#[test]
+fn values_lose_spaces_and_tabs_around_them_and_nothing_else() {
+    // RFC 9110 §5.5: OWS (spaces and tabs, §5.6.3) around a value is not part of it.
+    let cfg = HandshakeConfig {
+        subprotocols: &["chat"],
+        ..Default::default()
+    };
+    let blanks = CHROME
+        .replace("Upgrade: websocket", "Upgrade: \t websocket \t")
+        .replace("Connection: Upgrade", "Connection:\tkeep-alive,\tUpgrade\t")
+        .replace(
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Key: \tdGhlIHNhbXBsZSBub25jZQ== \t",
+        )
+        .replace("Pragma: no-cache", "Sec-WebSocket-Protocol:  chat\t,x");
+    let bytes = blanks.as_bytes();
+    for cut in 0..bytes.len() {
+        let mut p = RequestParser::new();
+        assert_eq!(p.feed(&bytes[..cut], &cfg), Progress::NeedMore, "cut {cut}");
+        assert_eq!(
+            p.feed(&bytes[cut..], &cfg),
+            Progress::Complete(bytes.len() - cut),
+            "cut {cut}"
+        );
+        assert_eq!(p.verdict(), Status::SwitchingProtocols, "cut {cut}");
+        assert_eq!(p.request().subprotocol, Some(0), "cut {cut}");
+        let key = p.request().key.expect("key");
+        assert_eq!(&accept_key(&key), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+    // A value longer than the parser keeps (64 bytes) is refused however it arrives,
+    // even when what passes the limit is trailing blanks.
+    let long = CHROME.replace("Bub25jZQ==", &format!("Bub25jZQ=={}", " ".repeat(50)));
+    let bytes = long.as_bytes();
+    for cut in 0..bytes.len() {
+        let mut p = RequestParser::new();
+        p.feed(&bytes[..cut], &cfg);
+        p.feed(&bytes[cut..], &cfg);
+        assert_eq!(p.verdict(), Status::BadRequest, "cut {cut}");
+    }
+    // A form feed is not OWS: it stays in the value (and spoils it).
+    let ff = CHROME.replace("Pragma: no-cache", "Sec-WebSocket-Protocol: \x0cchat");
+    let (p, _) = parse(&ff, &cfg);
+    assert_eq!(p.request().subprotocol, None);
+    let ff = CHROME.replace("Key: dGhl", "Key: \x0cdGhl");
+    assert_eq!(verdict(&ff, &cfg), Status::BadRequest);
+}

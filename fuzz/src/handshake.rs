@@ -285,7 +285,7 @@ fn check_complete(req: &[u8], r: &Request, is_get: bool, v: Status, config: &Han
     let origins = header_values(req, b"origin");
     if let [o] = &origins[..] {
         if o.len() <= 64 {
-            let value = o.trim_ascii_end();
+            let value = without_ows(o, false);
             let allowed = config.allowed_origins.is_empty()
                 || config
                     .allowed_origins
@@ -316,10 +316,21 @@ fn header_values(req: &[u8], name: &[u8]) -> Vec<Vec<u8>> {
         if let Some(colon) = line.iter().position(|&b| b == b':')
             && line[..colon].eq_ignore_ascii_case(name)
         {
-            out.push(line[colon + 1..].trim_ascii_start().to_vec());
+            out.push(without_ows(&line[colon + 1..], true).to_vec());
         }
     }
     out
+}
+
+/// `v` without its leading (`start`) or trailing OWS: spaces and tabs only (RFC 9110
+/// §5.6.3), not the other ASCII whitespace (a form feed is part of the value).
+fn without_ows(v: &[u8], start: bool) -> &[u8] {
+    let ows = |b: &&u8| **b == b' ' || **b == b'\t';
+    if start {
+        &v[v.iter().take_while(ows).count()..]
+    } else {
+        &v[..v.len() - v.iter().rev().take_while(ows).count()]
+    }
 }
 
 /// Decoded length of padded base64 (RFC 4648 §4), by the definition.

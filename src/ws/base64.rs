@@ -73,18 +73,26 @@ pub fn decode_key(key: &[u8]) -> Option<[u8; 16]> {
     if pad != b"==" {
         return None;
     }
-    let (last, chars) = chars.split_last()?;
-    // 21 characters carry 126 bits; the 22nd brings the last 2 and 4 pad bits.
-    let mut bits: u128 = 0;
-    for &c in chars {
-        bits = (bits << 6) | value(c)? as u128;
+    // RFC 4648 §4: each 4 characters carry 3 bytes, 24 bits gathered in a `u32`; the 22
+    // characters, 5 groups and 2 more, carry 15 bytes and 12 bits: the 16th byte and
+    // the 4 pad bits.
+    let mut out = [0u8; 16];
+    let mut bits = 0u32;
+    for (k, &c) in chars.iter().enumerate() {
+        bits = bits << 6 | u32::from(value(c)?);
+        if k % 4 == 3
+            && let Some(triple) = out.get_mut(k / 4 * 3..k / 4 * 3 + 3)
+        {
+            triple.copy_from_slice(&bits.to_be_bytes()[1..]);
+        }
     }
-    let last = value(*last)?;
-    if last & 0x0F != 0 {
-        return None;
+    if bits & 0x0F != 0 {
+        return None; // pad bits set
     }
-    bits = (bits << 2) | (last >> 4) as u128;
-    Some(bits.to_be_bytes())
+    if let Some(last) = out.last_mut() {
+        *last = (bits >> 4) as u8;
+    }
+    Some(out)
 }
 
 #[cfg(test)]

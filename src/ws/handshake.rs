@@ -127,7 +127,7 @@ static TCHAR: [bool; 256] = {
 ///
 /// Its bytes start uninitialised: a parser is made for every connection, and zeroing 64
 /// bytes at an odd offset costs more than the rest of its set-up. Only `..len` is ever
-/// read, and every byte there was written by `append` or `push`.
+/// read, and every byte there was written by `append`.
 #[derive(Clone)]
 struct Scratch<const N: usize> {
     bytes: [MaybeUninit<u8>; N],
@@ -157,6 +157,9 @@ impl<const N: usize> Scratch<N> {
         self.len == 0 && !self.overflow
     }
 
+    /// Appends `s` (a piece of a name or value cut by a segment's end: rare, so not
+    /// inlined at each of its callers).
+    #[inline(never)]
     fn append(&mut self, s: &[u8]) {
         let at = self.len as usize;
         match self.bytes.get_mut(at..at + s.len()) {
@@ -168,24 +171,29 @@ impl<const N: usize> Scratch<N> {
         }
     }
 
-    /// One byte (a list token's, taken as the value is scanned).
-    fn push(&mut self, b: u8) {
-        match self.bytes.get_mut(self.len as usize) {
-            Some(d) => {
-                d.write(b);
-                self.len += 1;
-            }
-            None => self.overflow = true,
+    /// The whole of a name, token or value whose last piece is `last`: `last` itself if
+    /// nothing was kept before it (a piece whole in one segment: nearly always, and not
+    /// copied), else the contents with `last` appended; `None` if the whole is longer
+    /// than the buffer, either way, so that the answer does not depend on where
+    /// segments end.
+    #[inline(always)]
+    fn with_last<'a>(&'a mut self, last: &'a [u8]) -> Option<&'a [u8]> {
+        if self.is_empty() {
+            Some(last).filter(|l| l.len() <= N)
+        } else {
+            self.append(last);
+            self.get()
         }
     }
 
     /// The contents, or `None` if some did not fit.
+    #[inline(never)]
     fn get(&self) -> Option<&[u8]> {
         if self.overflow {
             return None;
         }
         let written = self.bytes.get(..self.len as usize)?;
-        // SAFETY: `len` only grows by the bytes `append` and `push` have just written.
+        // SAFETY: `len` only grows by the bytes `append` has just written.
         Some(unsafe { written.assume_init_ref() })
     }
 }
@@ -243,10 +251,18 @@ fn line_end(s: &[u8]) -> usize {
     let mut at = 0;
     for chunk in words.by_ref() {
         let w = word(chunk);
-        if w.wrapping_sub(0x0E0E_0E0E) & !w & 0x8080_8080 != 0
-            && let Some(k) = chunk.iter().position(is_end)
-        {
-            return at + k;
+        let low = w.wrapping_sub(0x0E0E_0E0E) & !w & 0x8080_8080;
+        if low != 0 {
+            // The lowest flag marks the first byte below 0x0E (a borrow can only flag
+            // bytes above a flagged one): nearly always the CR.
+            let k = (low.trailing_zeros() / 8) as usize;
+            if chunk.get(k).is_some_and(is_end) {
+                return at + k;
+            }
+            // A tab (or another control byte) first: the rest byte by byte.
+            if let Some(k) = chunk.iter().position(is_end) {
+                return at + k;
+            }
         }
         at += 4;
     }
@@ -262,6 +278,45 @@ fn graphic_len(s: &[u8]) -> usize {
     s.iter()
         .position(|b| !b.is_ascii_graphic())
         .unwrap_or(s.len())
+}
+
+/// The length of the run of token characters that starts `s`.
+fn token_len(s: &[u8]) -> usize {
+    let t = |b: u8| u8::from(TCHAR[b as usize]);
+    let (words, _) = s.as_chunks::<4>();
+    let mut n = 0;
+    for &[a, b, c, d] in words {
+        let (ta, tb, tc, td) = (t(a), t(b), t(c), t(d));
+        if ta & tb & tc & td == 0 {
+            return n + if ta == 0 {
+                0
+            } else if tb == 0 {
+                1
+            } else if tc == 0 {
+                2
+            } else {
+                3
+            };
+        }
+        n += 4;
+    }
+    n + s
+        .get(n..)
+        .unwrap_or_default()
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(s.len() - n)
+}
+
+/// Whether `b` is a blank: SP or HTAB, what OWS is made of (RFC 9110 §5.6.3).
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `s` without the blanks at its end (OWS after a field value, RFC 9110 §5.5).
+fn without_trailing_blanks(s: &[u8]) -> &[u8] {
+    let blanks = s.iter().rev().take_while(|&&b| is_blank(b)).count();
+    s.get(..s.len() - blanks).unwrap_or_default()
 }
 
 /// Whether `b` is a token character (RFC 9110 §5.6.2).
@@ -301,14 +356,6 @@ impl Header {
         } else {
             Header::Other
         }
-    }
-
-    /// Headers whose value is a comma-separated token list.
-    fn is_list(self) -> bool {
-        matches!(
-            self,
-            Header::Upgrade | Header::Connection | Header::Protocol
-        )
     }
 }
 
@@ -471,14 +518,12 @@ impl RequestParser {
             let used = match self.phase {
                 Phase::Method => self.method_run(rest),
                 Phase::Target => self.target_run(rest),
-                Phase::LineStart if is_tchar(first) => {
-                    // A header name begins (taken by `name_run` next).
-                    self.scratch.clear();
-                    self.phase = Phase::Name;
-                    Ok(0)
+                // A header line (from a token character: a name) or the rest of one.
+                Phase::LineStart | Phase::Name | Phase::ValueStart | Phase::Value
+                    if self.phase != Phase::LineStart || is_tchar(first) =>
+                {
+                    self.header_line(rest, config)
                 }
-                Phase::Name => self.name_run(rest),
-                Phase::ValueStart | Phase::Value => self.value_run(rest, config),
                 _ => self.step(first, config).map(|()| 1),
             };
             match used {
@@ -537,12 +582,30 @@ impl RequestParser {
         }
     }
 
+    /// A header line, or the rest of one begun in an earlier segment: the name (from the
+    /// line's first byte, a token character), then the value. A line whole in one
+    /// segment, nearly every one, costs one turn of `feed`'s dispatch, not one for each
+    /// phase. Returns the bytes used.
+    fn header_line(&mut self, rest: &[u8], config: &HandshakeConfig) -> Result<usize, Status> {
+        let mut used = 0;
+        if self.phase == Phase::LineStart {
+            self.scratch.clear();
+            self.phase = Phase::Name;
+        }
+        if self.phase == Phase::Name {
+            used = self.name_run(rest)?;
+        }
+        match rest.get(used..) {
+            Some(value) if self.phase != Phase::Name && !value.is_empty() => {
+                Ok(used + self.value_run(value, config)?)
+            }
+            _ => Ok(used),
+        }
+    }
+
     /// Header-name bytes up to the colon. Returns the bytes used.
     fn name_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
-        let end = rest
-            .iter()
-            .position(|&b| !is_tchar(b))
-            .unwrap_or(rest.len());
+        let end = token_len(rest);
         let name = rest.get(..end).unwrap_or_default();
         match rest.get(end) {
             None => {
@@ -551,12 +614,10 @@ impl RequestParser {
                 Ok(end)
             }
             Some(b':') => {
-                self.header = if self.scratch.is_empty() {
-                    Header::from_name(name) // whole in this segment: no copy
-                } else {
-                    self.scratch.append(name);
-                    self.scratch.get().map_or(Header::Other, Header::from_name)
-                };
+                self.header = self
+                    .scratch
+                    .with_last(name)
+                    .map_or(Header::Other, Header::from_name);
                 self.scratch.clear();
                 self.phase = Phase::ValueStart;
                 Ok(end + 1)
@@ -595,7 +656,13 @@ impl RequestParser {
             },
         };
         if self.phase == Phase::ValueStart {
-            run = run.trim_ascii_start();
+            // RFC 9110 §5.5: OWS before the value is not part of it.
+            let blanks = match run {
+                // Nearly always a single space.
+                [b' ', next, ..] if !is_blank(*next) => 1,
+                _ => run.iter().take_while(|&&b| is_blank(b)).count(),
+            };
+            run = run.get(blanks..).unwrap_or_default();
             if !run.is_empty() {
                 self.phase = Phase::Value;
             }
@@ -604,7 +671,7 @@ impl RequestParser {
             Header::Other => {}
             Header::Host => {
                 for &b in run {
-                    let blank = b == b' ' || b == b'\t';
+                    let blank = is_blank(b);
                     self.host_run = match (blank, self.host_run) {
                         (false, 2) => {
                             self.host_bad = true;
@@ -617,15 +684,33 @@ impl RequestParser {
                 }
             }
             Header::Upgrade | Header::Connection | Header::Protocol => {
-                for &b in run {
-                    self.list_byte(b, config);
+                // A comma-separated token list (RFC 9110 §5.6.1), a token at a time: a
+                // comma ends one; blanks end one too, and between tokens separate
+                // nothing. A token cut by the segment's end goes on in the next.
+                while let Some(k) = run.iter().position(|&b| b == b',' || is_blank(b)) {
+                    let (token, rest) = run.split_at(k);
+                    if rest.first() == Some(&b',') || !token.is_empty() || !self.scratch.is_empty()
+                    {
+                        self.end_token(token, config);
+                    }
+                    run = rest.get(1..).unwrap_or_default();
+                }
+                if line_done {
+                    self.end_token(run, config);
+                } else {
+                    self.scratch.append(run);
                 }
             }
-            // A single value, whole (trailing blanks trimmed at its end).
-            Header::Key | Header::Version | Header::Origin => self.scratch.append(run),
+            // A single value: its pieces before the last are kept (`end_value` reads it
+            // whole).
+            Header::Key | Header::Version | Header::Origin => {
+                if !line_done {
+                    self.scratch.append(run);
+                }
+            }
         }
         if line_done {
-            self.end_value(config);
+            self.end_value(run, config);
             self.phase = Phase::LineStart;
         }
         Ok(used)
@@ -692,23 +777,10 @@ impl RequestParser {
         Ok(())
     }
 
-    /// A byte of a comma-separated token list (RFC 9110 §5.6.1).
-    fn list_byte(&mut self, b: u8, config: &HandshakeConfig) {
-        match b {
-            b',' => self.end_token(config),
-            // Blanks end a token; between tokens they separate nothing.
-            b' ' | b'\t' => {
-                if !self.scratch.is_empty() {
-                    self.end_token(config);
-                }
-            }
-            _ => self.scratch.push(b),
-        }
-    }
-
-    /// A list token is complete.
-    fn end_token(&mut self, config: &HandshakeConfig) {
-        let t: &[u8] = self.scratch.get().unwrap_or_default();
+    /// A list token is complete; `last` is its last piece, after what earlier segments
+    /// left in the scratch buffer (a token whole in one segment is not copied).
+    fn end_token(&mut self, last: &[u8], config: &HandshakeConfig) {
+        let t: &[u8] = self.scratch.with_last(last).unwrap_or_default();
         let r = &mut self.request;
         match self.header {
             Header::Upgrade => r.upgrade_websocket |= eq_lowercase(t, b"websocket"),
@@ -724,10 +796,13 @@ impl RequestParser {
         self.scratch.clear();
     }
 
-    /// A header line is complete.
-    fn end_value(&mut self, config: &HandshakeConfig) {
+    /// A header line is complete; `last` is the last piece of its value. A single value
+    /// whole in one segment is read where it lies; one begun in an earlier segment is
+    /// completed in the scratch buffer.
+    fn end_value(&mut self, last: &[u8], config: &HandshakeConfig) {
+        let value = self.scratch.with_last(last).map(without_trailing_blanks);
         // A single value that did not fit cannot match anything.
-        let single: &[u8] = self.scratch.get().map_or(b"\xff", <[u8]>::trim_ascii_end);
+        let single: &[u8] = value.unwrap_or(b"\xff");
         match self.header {
             Header::Host => {
                 // RFC 9112 §3.2: more than one Host line, or an invalid value, is a 400.
@@ -752,7 +827,6 @@ impl RequestParser {
                 self.request.version = Some(self.request.version.unwrap_or(true) && ok);
             }
             Header::Origin => {
-                let value = self.scratch.get().map(<[u8]>::trim_ascii_end);
                 let allowed = config.allowed_origins.is_empty()
                     || value.is_some_and(|v| {
                         config
@@ -762,7 +836,6 @@ impl RequestParser {
                     });
                 self.request.origin = Some(self.request.origin.unwrap_or(true) && allowed);
             }
-            h if h.is_list() => self.end_token(config),
             _ => {}
         }
         self.scratch.clear();
