@@ -1080,9 +1080,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 let _ = self.core.rx_to_release.push(k.buf);
             }
         }
-        let generation = c.generation.wrapping_add(1);
-        *c = Conn::new();
-        c.generation = generation;
+        *c = Conn {
+            generation: c.generation.wrapping_add(1),
+            ..Conn::new()
+        };
     }
 
     // ------------------------------------------------------------ input
@@ -1319,21 +1320,22 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return;
         };
-        let generation = c.generation;
-        *c = Conn::new();
-        c.generation = generation;
-        c.remote_mac = mac;
-        c.remote_ip = ip;
-        c.remote_port = port;
-        c.iss = iss;
-        c.snd_una = iss;
-        c.snd_nxt = iss.wrapping_add(1);
-        c.snd_mss = mss.clamp(64, OUR_MSS);
-        c.rcv_nxt = irs.wrapping_add(1);
-        c.rcv_adv = c.rcv_nxt;
-        c.rtt = rtt::Rtt::new(initial_rto);
-        c.since = now;
-        c.state = State::SynReceived;
+        *c = Conn {
+            state: State::SynReceived,
+            generation: c.generation,
+            remote_mac: mac,
+            remote_ip: ip,
+            remote_port: port,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss.wrapping_add(1),
+            snd_mss: mss.clamp(64, OUR_MSS),
+            rcv_nxt: irs.wrapping_add(1),
+            rcv_adv: irs.wrapping_add(1),
+            rtt: rtt::Rtt::new(initial_rto),
+            since: now,
+            ..Conn::new()
+        };
     }
 
     /// The handshake completed (our SYN is acknowledged).
