@@ -44,6 +44,14 @@ impl Default for HandshakeConfig {
     }
 }
 
+/// The 101 status line's text, written once for [`Status::line`] and the 101 response
+/// head (`concat!` takes only literals).
+macro_rules! line_101 {
+    () => {
+        "101 Switching Protocols"
+    };
+}
+
 /// HTTP status codes the handshake answers with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -75,7 +83,7 @@ impl Status {
     /// The status line's code and reason phrase.
     pub fn line(self) -> &'static [u8] {
         match self {
-            Status::SwitchingProtocols => b"101 Switching Protocols",
+            Status::SwitchingProtocols => line_101!().as_bytes(),
             Status::Ok => b"200 OK",
             Status::BadRequest => b"400 Bad Request",
             Status::Forbidden => b"403 Forbidden",
@@ -91,10 +99,10 @@ impl Status {
 }
 
 /// The token characters of RFC 9110 §5.6.2 (`ALPHA`, `DIGIT` and ``!#$%&'*+-.^_`|~``)
-/// as a table of 256 flags, one per byte value: a header name is scanned at 8
-/// instructions a byte on MIPS32 (the byte's load, the flag's, a branch and the loop),
-/// where a 256-bit set took 13; 224 bytes more flash, 590 instructions less for the
-/// benchmark's request.
+/// as a table of 256 flags, one per byte value: [`token_len`] looks up four bytes' flags
+/// and ANDs them, about 5 instructions a byte on MIPS32, where a 256-bit set took 13 (224
+/// bytes more flash, 590 instructions less for the benchmark's request) and the table a
+/// byte at a time 9.
 static TCHAR: [bool; 256] = {
     let mut set = [false; 256];
     let mut b = 0usize;
@@ -280,7 +288,10 @@ fn graphic_len(s: &[u8]) -> usize {
         .unwrap_or(s.len())
 }
 
-/// The length of the run of token characters that starts `s`.
+/// The length of the run of token characters that starts `s`. Four bytes a turn: their
+/// four flags ANDed, one branch (the per-byte loop spent 9 instructions a byte on MIPS32,
+/// two of them unfilled delay slots); the word that ends the run is resolved from the
+/// flags already loaded, and a last 1 to 3 bytes one at a time.
 fn token_len(s: &[u8]) -> usize {
     let t = |b: u8| u8::from(TCHAR[b as usize]);
     let (words, _) = s.as_chunks::<4>();
@@ -917,22 +928,29 @@ pub fn write_response(
         len: 0,
         fits: true,
     };
-    w.put(b"HTTP/1.1 ");
-    w.put(status.line());
-    w.put(b"\r\n");
     if status == Status::SwitchingProtocols {
         let Some(accept) = accept else {
             return Err(usize::MAX);
         };
-        w.put(b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+        // The fixed text in as few pieces as it allows: each is a call and a copy.
+        w.put(
+            concat!(
+                "HTTP/1.1 ",
+                line_101!(),
+                "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "
+            )
+            .as_bytes(),
+        );
         w.put(accept);
-        w.put(b"\r\n");
         if let Some(p) = subprotocol {
-            w.put(b"Sec-WebSocket-Protocol: ");
+            w.put(b"\r\nSec-WebSocket-Protocol: ");
             w.put(p.as_bytes());
-            w.put(b"\r\n");
         }
+        w.put(b"\r\n\r\n");
     } else {
+        w.put(b"HTTP/1.1 ");
+        w.put(status.line());
+        w.put(b"\r\n");
         if status == Status::UpgradeRequired {
             w.put(b"Sec-WebSocket-Version: 13\r\n");
         }
@@ -946,9 +964,8 @@ pub fn write_response(
         }
         w.put(b"Content-Length: ");
         w.put_decimal(content_length);
-        w.put(b"\r\nConnection: close\r\n");
+        w.put(b"\r\nConnection: close\r\n\r\n");
     }
-    w.put(b"\r\n");
     if w.fits { Ok(w.len) } else { Err(w.len) }
 }
 
