@@ -794,15 +794,6 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
                 return;
             }
         }
-        let path = parser.request().path.clone();
-        let proto = parser
-            .request()
-            .subprotocol
-            .and_then(|p| config.handshake.subprotocols.get(p as usize))
-            .copied();
-        if let Some(r) = rx.get_mut(i) {
-            *r = RxState::Frames(Receiver::new());
-        }
         ctx.stats.upgrades += 1;
         let now = ctx.now();
         if let Some(s) = ctx.slots.get_mut(i) {
@@ -810,15 +801,25 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             s.state = ClientState::Connected;
             s.last_rx = now;
         }
+        let request = parser.request();
+        let proto = request
+            .subprotocol
+            .and_then(|p| config.handshake.subprotocols.get(p as usize))
+            .copied();
+        // The path is lent from the parser (the handler cannot reach the receive state,
+        // so nothing replaces it meanwhile); then frames begin.
         emit(
             self.handler,
             &mut ctx,
             ClientId(i as u8),
             Event::Connected {
-                path: &path,
+                path: &request.path,
                 subprotocol: proto,
             },
         );
+        if let Some(r) = rx.get_mut(i) {
+            *r = RxState::Frames(Receiver::new());
+        }
     }
 
     /// The opening handshake: feeds the parser, answers when the request is complete.
