@@ -32,6 +32,22 @@ fn verdict(req: &str, cfg: &HandshakeConfig) -> Status {
     }
 }
 
+/// Feeds `req` in two pieces, cut at every byte: the first asks for more, the second
+/// completes the request; then `check` looks at the parser.
+fn at_every_cut(req: &str, cfg: &HandshakeConfig, check: impl Fn(usize, &RequestParser)) {
+    let bytes = req.as_bytes();
+    for cut in 0..bytes.len() {
+        let mut p = RequestParser::new();
+        assert_eq!(p.feed(&bytes[..cut], cfg), Progress::NeedMore, "cut {cut}");
+        assert_eq!(
+            p.feed(&bytes[cut..], cfg),
+            Progress::Complete(bytes.len() - cut),
+            "cut {cut}"
+        );
+        check(cut, &p);
+    }
+}
+
 #[test]
 fn a_browser_request_is_upgraded_with_the_rfc_accept_key() {
     let cfg = HandshakeConfig::default();
@@ -46,17 +62,10 @@ fn a_browser_request_is_upgraded_with_the_rfc_accept_key() {
 #[test]
 fn split_at_every_byte_gives_the_same_answer() {
     let cfg = HandshakeConfig::default();
+    at_every_cut(CHROME, &cfg, |_, p| {
+        assert_eq!(p.verdict(), Status::SwitchingProtocols)
+    });
     let bytes = CHROME.as_bytes();
-    for cut in 0..bytes.len() {
-        let mut p = RequestParser::new();
-        assert_eq!(p.feed(&bytes[..cut], &cfg), Progress::NeedMore, "cut {cut}");
-        assert_eq!(
-            p.feed(&bytes[cut..], &cfg),
-            Progress::Complete(bytes.len() - cut),
-            "cut {cut}"
-        );
-        assert_eq!(p.verdict(), Status::SwitchingProtocols);
-    }
     // One byte at a time.
     let mut p = RequestParser::new();
     for (i, b) in bytes.iter().enumerate() {
@@ -348,30 +357,18 @@ fn values_lose_spaces_and_tabs_around_them_and_nothing_else() {
             "Sec-WebSocket-Key: \tdGhlIHNhbXBsZSBub25jZQ== \t",
         )
         .replace("Pragma: no-cache", "Sec-WebSocket-Protocol:  chat\t,x");
-    let bytes = blanks.as_bytes();
-    for cut in 0..bytes.len() {
-        let mut p = RequestParser::new();
-        assert_eq!(p.feed(&bytes[..cut], &cfg), Progress::NeedMore, "cut {cut}");
-        assert_eq!(
-            p.feed(&bytes[cut..], &cfg),
-            Progress::Complete(bytes.len() - cut),
-            "cut {cut}"
-        );
+    at_every_cut(&blanks, &cfg, |cut, p| {
         assert_eq!(p.verdict(), Status::SwitchingProtocols, "cut {cut}");
         assert_eq!(p.request().subprotocol, Some(0), "cut {cut}");
         let key = p.request().key.expect("key");
         assert_eq!(&accept_key(&key), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
-    }
+    });
     // A value longer than the parser keeps (64 bytes) is refused however it arrives,
     // even when what passes the limit is trailing blanks.
     let long = CHROME.replace("Bub25jZQ==", &format!("Bub25jZQ=={}", " ".repeat(50)));
-    let bytes = long.as_bytes();
-    for cut in 0..bytes.len() {
-        let mut p = RequestParser::new();
-        p.feed(&bytes[..cut], &cfg);
-        p.feed(&bytes[cut..], &cfg);
-        assert_eq!(p.verdict(), Status::BadRequest, "cut {cut}");
-    }
+    at_every_cut(&long, &cfg, |cut, p| {
+        assert_eq!(p.verdict(), Status::BadRequest, "cut {cut}")
+    });
     // A form feed is not OWS: it stays in the value (and spoils it).
     let ff = CHROME.replace("Pragma: no-cache", "Sec-WebSocket-Protocol: \x0cchat");
     let (p, _) = parse(&ff, &cfg);
