@@ -441,8 +441,9 @@ pub struct RequestParser {
     major: u8,
     minor: u8,
     header: Header,
-    /// The header name being read, then its value (a list token, or the whole of a
-    /// single value such as the key or the origin).
+    /// The part of a header name, list token or single value (key, version, origin)
+    /// that arrived before a segment's end cut it; empty while everything is read in
+    /// place, as it nearly always is.
     scratch: Scratch<MAX_ORIGIN>,
     /// Offered subprotocols seen so far, as a bit set over the server's list.
     offered: u32,
