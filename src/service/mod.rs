@@ -373,6 +373,11 @@ impl Ctx<'_, '_, '_> {
         let mut kind_now = slot.tx_message;
         let mut sent = 0;
         let mut frames = 0;
+        // A small whole message, the usual case, is tried at once without asking for
+        // the room first: `send_more` offers the frame the room there is, and
+        // `write_frame` writes nothing into too little. Only then is the room asked for,
+        // to size the frames to it.
+        let mut ask_room = !(fin && kind_now.is_none() && data.len() < 126);
         loop {
             let rest = data.get(sent..).unwrap_or_default();
             if rest.is_empty() && frames > 0 {
@@ -381,7 +386,11 @@ impl Ctx<'_, '_, '_> {
             if rest.is_empty() && !fin && kind_now.is_some() {
                 return Ok(0); // nothing to add to an open message
             }
-            let room = self.tcp.send_more_capacity(conn);
+            let room = if ask_room {
+                self.tcp.send_more_capacity(conn)
+            } else {
+                2 + rest.len()
+            };
             let take = if rest.len() < 126 && rest.len() + 2 <= room {
                 rest.len()
             } else if room >= 4 + 126 {
@@ -406,6 +415,10 @@ impl Ctx<'_, '_, '_> {
             });
             match r {
                 Ok(n) if n == header_len(take) + take => {}
+                _ if !ask_room => {
+                    ask_room = true;
+                    continue;
+                }
                 _ => break,
             }
             sent += take;
