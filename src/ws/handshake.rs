@@ -324,6 +324,16 @@ fn is_blank(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
+/// `s` without the blanks at its start (OWS before a field value, RFC 9110 §5.5).
+fn without_leading_blanks(s: &[u8]) -> &[u8] {
+    let blanks = match s {
+        // Nearly always a single space.
+        [b' ', next, ..] if !is_blank(*next) => 1,
+        _ => s.iter().take_while(|&&b| is_blank(b)).count(),
+    };
+    s.get(blanks..).unwrap_or_default()
+}
+
 /// `s` without the blanks at its end (OWS after a field value, RFC 9110 §5.5).
 fn without_trailing_blanks(s: &[u8]) -> &[u8] {
     let blanks = s.iter().rev().take_while(|&&b| is_blank(b)).count();
@@ -668,13 +678,7 @@ impl RequestParser {
             },
         };
         if self.phase == Phase::ValueStart {
-            // RFC 9110 §5.5: OWS before the value is not part of it.
-            let blanks = match run {
-                // Nearly always a single space.
-                [b' ', next, ..] if !is_blank(*next) => 1,
-                _ => run.iter().take_while(|&&b| is_blank(b)).count(),
-            };
-            run = run.get(blanks..).unwrap_or_default();
+            run = without_leading_blanks(run);
             if !run.is_empty() {
                 self.phase = Phase::Value;
             }
