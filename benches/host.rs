@@ -335,7 +335,11 @@ fn unmask_teardown(mut buf: Box<Aligned>) {
 #[library_benchmark]
 #[bench::kernel(args = (unmask_input), setup = input, teardown = unmask_teardown)]
 fn unmask4k(mut buf: Box<Aligned>) -> Box<Aligned> {
-    apply_mask(black_box(MASK_KEY), 0, black_box(&mut buf.0[..]));
+    black_box(apply_mask(
+        black_box(MASK_KEY),
+        0,
+        black_box(&mut buf.0[..]),
+    ));
     buf
 }
 

@@ -464,7 +464,7 @@ impl Receiver {
             let Some(chunk) = data.get_mut(pos..pos + take) else {
                 return Ok(pos);
             };
-            self.unmasker.apply(chunk);
+            let short_ascii = self.unmasker.apply(chunk);
             self.remaining -= take as u64;
             if self.remaining == 0 {
                 self.phase = Phase::Header;
@@ -486,7 +486,8 @@ impl Receiver {
             }
             let kind = self.message.unwrap_or(MessageKind::Binary);
             let last = self.remaining == 0 && self.fin;
-            if kind == MessageKind::Text {
+            // ASCII between characters leaves the validator as it is: nothing to feed.
+            if kind == MessageKind::Text && !(short_ascii && self.utf8.is_boundary()) {
                 // Fail fast: the first invalid byte fails the connection (§8.1), before
                 // the chunk is delivered.
                 if self.utf8.feed(chunk).is_err() || (last && self.utf8.finish().is_err()) {

@@ -55,34 +55,45 @@ impl Unmasker {
     }
 
     /// XORs `data`, the payload bytes that follow those already unmasked, with the key in
-    /// place, and advances the phase by `data.len() % 4`.
+    /// place, and advances the phase by `data.len() % 4`. Returns what [`apply_mask`]
+    /// returns: whether `data` is short and all ASCII once unmasked.
     #[inline]
-    pub fn apply(&mut self, data: &mut [u8]) {
-        apply_mask(self.key, self.phase as usize, data);
+    pub fn apply(&mut self, data: &mut [u8]) -> bool {
+        let ascii = apply_mask(self.key, self.phase as usize, data);
         // Wrapping is harmless: 4 divides 2^n, so the low two bits stay right.
         self.phase = (self.phase as usize).wrapping_add(data.len()) as u8 & 3;
+        ascii
     }
 }
 
 /// XORs `data[i]` with `key[(phase + i) % 4]` for every `i`, in place (RFC 6455 §5.3
 /// with the payload starting `phase` bytes after a multiple of 4).
+///
+/// Returns `true` when `data` is shorter than [`SHORT`] and every byte of it is ASCII
+/// once unmasked: the unmasking holds each word in a register anyway, so one OR a word
+/// spares a text message's UTF-8 validator a second pass over a short piece. Longer
+/// pieces are not checked (`false`); the validator's own word scan is as fast.
 #[inline]
-pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) {
+pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) -> bool {
     // The key as a little-endian word rotated so its low byte is `key[phase % 4]`; each
     // byte rotates it on by one.
     let mut k = u32::from_le_bytes(key).rotate_right(8 * (phase & 3) as u32);
     // Whole words leave the phase unchanged, so one mask word serves every word. Its
     // memory image must be the key bytes from the phase of the word's first byte on,
     // which are the bytes of `k` in little-endian order.
-    let tail = if data.len() < SHORT {
+    // The unmasked bytes ORed together (short pieces), or a top bit set (long ones).
+    let (tail, mut seen) = if data.len() < SHORT {
         // 4-byte groups from where the piece starts, at any alignment (`lwl`/`lwr` and
         // `swl`/`swr` on MIPS32).
         let m = u32::from_ne_bytes(k.to_le_bytes());
         let (groups, tail) = data.as_chunks_mut::<4>();
+        let mut seen = 0;
         for g in groups {
-            *g = (u32::from_ne_bytes(*g) ^ m).to_ne_bytes();
+            let w = u32::from_ne_bytes(*g) ^ m;
+            seen |= w;
+            *g = w.to_ne_bytes();
         }
-        tail
+        (tail, seen)
     } else {
         // SAFETY: every bit pattern is a valid u32 and a valid u8; `align_to_mut` only
         // reinterprets the aligned middle of the slice, head and tail stay bytes.
@@ -107,13 +118,18 @@ pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) {
         for w in words {
             *w ^= m;
         }
-        tail
+        (tail, NOT_ASCII)
     };
     for b in tail {
         *b ^= k as u8;
+        seen |= u32::from(*b);
         k = k.rotate_right(8);
     }
+    seen & NOT_ASCII == 0
 }
+
+/// The top bit of every byte of a word: a byte is ASCII iff its top bit is clear.
+const NOT_ASCII: u32 = 0x8080_8080;
 
 /// Below this many bytes a piece is XORed four bytes at a time from where it starts, at
 /// any alignment: the split into an aligned middle and a head and tail done byte by byte
@@ -190,6 +206,38 @@ mod tests {
                         got.0 == want.0,
                         "len {len} start {start} phase {phase}: bytes outside or inside differ"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn short_pieces_say_whether_they_are_ascii() {
+        for len in 0..=SHORT + 4 {
+            // Each position in turn holds the one byte that is not ASCII (`len`: none).
+            for odd in 0..=len {
+                for start in 0..4 {
+                    for phase in 0..4 {
+                        let mut b = Buf([0; 320]);
+                        let piece = &mut b.0[start..start + len];
+                        for (i, v) in piece.iter_mut().enumerate() {
+                            *v = if i == odd {
+                                0x80 | i as u8
+                            } else {
+                                b' ' + i as u8
+                            };
+                        }
+                        let mut plain = [0u8; SHORT + 4];
+                        plain[..len].copy_from_slice(piece);
+                        reference(KEY, phase, piece);
+                        let ascii = apply_mask(KEY, phase, piece);
+                        assert_eq!(piece, &plain[..len]);
+                        assert_eq!(
+                            ascii,
+                            len < SHORT && odd == len,
+                            "len {len} odd {odd} start {start} phase {phase}"
+                        );
+                    }
                 }
             }
         }

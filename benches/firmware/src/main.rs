@@ -110,7 +110,7 @@ mod firmware {
         }
 
         for suffix in WARMUP {
-            let (c, ()) = rt::measure(|| {
+            let (c, _) = rt::measure(|| {
                 mzw1_wss::ws::mask::apply_mask(black_box(MASK_KEY), 0, black_box(&mut buf.0[..]))
             });
             rt::report("", "unmask4k", suffix, c, KERNEL_BYTES, None);
