@@ -371,13 +371,20 @@ impl Ctx<'_, '_, '_> {
         }
         let conn = slot.conn.ok_or(SendError::NotConnected)?;
         let mut kind_now = slot.tx_message;
-        let mut sent = 0;
-        let mut frames = 0;
-        // A small whole message, the usual case, is tried at once without asking for
+        // A small whole message, the usual case, is sent as one frame without asking for
         // the room first: `send_more` offers the frame the room there is, and
         // `write_frame` writes nothing into too little. Only then is the room asked for,
         // to size the frames to it.
-        let mut ask_room = !(fin && kind_now.is_none() && data.len() < 126);
+        if fin
+            && kind_now.is_none()
+            && data.len() < 126
+            && send_frame(self.tcp, conn, true, kind.opcode(), data, &[]) == Ok(2 + data.len())
+        {
+            self.stats.tx_bytes += data.len() as u64;
+            return Ok(data.len());
+        }
+        let mut sent = 0;
+        let mut frames = 0;
         loop {
             let rest = data.get(sent..).unwrap_or_default();
             if rest.is_empty() && frames > 0 {
@@ -386,11 +393,7 @@ impl Ctx<'_, '_, '_> {
             if rest.is_empty() && !fin && kind_now.is_some() {
                 return Ok(0); // nothing to add to an open message
             }
-            let room = if ask_room {
-                self.tcp.send_more_capacity(conn)
-            } else {
-                2 + rest.len()
-            };
+            let room = self.tcp.send_more_capacity(conn);
             let take = if rest.len() < 126 && rest.len() + 2 <= room {
                 rest.len()
             } else if room >= 4 + 126 {
@@ -410,16 +413,8 @@ impl Ctx<'_, '_, '_> {
             let Some(chunk) = rest.get(..take) else {
                 break;
             };
-            let r = self.tcp.send_more(conn, header_len(take) + take, |buf| {
-                write_frame(buf, last, opcode, chunk, &[])
-            });
-            match r {
-                Ok(n) if n == header_len(take) + take => {}
-                _ if !ask_room => {
-                    ask_room = true;
-                    continue;
-                }
-                _ => break,
+            if send_frame(self.tcp, conn, last, opcode, chunk, &[]) != Ok(header_len(take) + take) {
+                break;
             }
             sent += take;
             frames += 1;
@@ -537,6 +532,22 @@ impl Ctx<'_, '_, '_> {
     }
 }
 
+/// Sends a frame (header, `head`, `tail`) as the next bytes of connection `conn`, whole
+/// or not at all; returns what `send_more` does (the frame's length when it went).
+fn send_frame(
+    tcp: &mut TcpApi<'_, '_>,
+    conn: ConnId,
+    fin: bool,
+    opcode: Opcode,
+    head: &[u8],
+    tail: &[u8],
+) -> Result<usize, TcpSendError> {
+    let len = head.len() + tail.len();
+    tcp.send_more(conn, header_len(len) + len, |buf| {
+        write_frame(buf, fin, opcode, head, tail)
+    })
+}
+
 /// Writes a frame at the start of `buf`: the header, then `head` and `tail` as its
 /// payload. Returns its length, or 0 if it does not fit.
 fn write_frame(buf: &mut [u8], fin: bool, opcode: Opcode, head: &[u8], tail: &[u8]) -> usize {
@@ -574,10 +585,7 @@ fn send_control(
         tcp.want_write(conn);
         return Err(SendError::WouldBlock);
     }
-    let r = tcp.send_more(conn, 2 + len, |buf| {
-        write_frame(buf, true, opcode, head, tail)
-    });
-    match r {
+    match send_frame(tcp, conn, true, opcode, head, tail) {
         Ok(n) if n == 2 + len => Ok(()),
         Ok(_) => Err(SendError::WouldBlock),
         Err(TcpSendError::WouldBlock) => Err(SendError::WouldBlock),
