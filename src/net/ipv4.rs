@@ -135,16 +135,18 @@ pub fn emit(
 ) -> Option<&mut [u8]> {
     let (h, payload) = buf.split_first_chunk_mut::<HEADER_LEN>()?;
     let total = (HEADER_LEN + payload_len) as u16;
-    h[0] = 0x45;
-    h[1] = 0;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_be_bytes());
-    h[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
-    h[8] = DEFAULT_TTL;
-    h[9] = protocol;
-    h[10..12].copy_from_slice(&[0, 0]);
-    h[12..16].copy_from_slice(&src);
-    h[16..20].copy_from_slice(&dst);
+    // RFC 791 §3.1 as five 32-bit big-endian words, one unaligned store each (`swl`/`swr`
+    // on MIPS32; the header is at 2 mod 4 in the frame): version 4, IHL 5, TOS 0 and
+    // the total length; the identification, DF and fragment offset 0; TTL, protocol and
+    // checksum 0 (filled in below); the addresses.
+    let ([first, second, third, from, to], []) = h.as_chunks_mut::<4>() else {
+        return None;
+    };
+    *first = (0x4500_0000 | u32::from(total)).to_be_bytes();
+    *second = (u32::from(id) << 16 | 0x4000).to_be_bytes();
+    *third = (u32::from(DEFAULT_TTL) << 24 | u32::from(protocol) << 16).to_be_bytes();
+    *from = src;
+    *to = dst;
     let c = checksum(&h[..]);
     h[10..12].copy_from_slice(&c.to_be_bytes());
     Some(payload)

@@ -222,14 +222,20 @@ pub fn emit(
     let hlen = hdr.len();
     let total = seg.len();
     let (h, rest) = seg.split_first_chunk_mut::<HEADER_LEN>()?;
-    h[0..2].copy_from_slice(&hdr.src_port.to_be_bytes());
-    h[2..4].copy_from_slice(&hdr.dst_port.to_be_bytes());
-    h[4..8].copy_from_slice(&hdr.seq.to_be_bytes());
-    h[8..12].copy_from_slice(&hdr.ack.to_be_bytes());
-    h[12] = ((hlen / 4) as u8) << 4;
-    h[13] = hdr.flags.bits();
-    h[14..16].copy_from_slice(&hdr.window.to_be_bytes());
-    h[16..20].copy_from_slice(&[0, 0, 0, 0]);
+    // RFC 9293 §3.1, as five 32-bit big-endian words (the ports; the sequence number;
+    // the acknowledgment number; data offset, flags and window; checksum 0 and urgent
+    // pointer 0): one unaligned store each (`swl`/`swr` on MIPS32; the header is at 2 mod
+    // 4 in the frame) instead of a byte store per 16-bit field.
+    let ([ports, seq, ack, control, check], []) = h.as_chunks_mut::<4>() else {
+        return None;
+    };
+    *ports = (u32::from(hdr.src_port) << 16 | u32::from(hdr.dst_port)).to_be_bytes();
+    *seq = hdr.seq.to_be_bytes();
+    *ack = hdr.ack.to_be_bytes();
+    *control =
+        (((hlen / 4) as u32) << 28 | u32::from(hdr.flags.bits()) << 16 | u32::from(hdr.window))
+            .to_be_bytes();
+    *check = [0; 4];
     let mut opts = rest;
     if let Some(mss) = hdr.mss {
         let (o, more) = opts.split_first_chunk_mut::<4>()?;
