@@ -117,13 +117,20 @@ pub fn parse(seg: &[u8], src_ip: [u8; 4], dst_ip: [u8; 4]) -> Result<SegmentInfo
     }
     let options = seg.get(HEADER_LEN..offset).ok_or(TcpError::BadDataOffset)?;
     let opts = parse_options(options)?;
+    // The header's first four 32-bit words, big-endian (RFC 9293 §3.1), each one
+    // unaligned load (`lwl`/`lwr` on MIPS32): the ports; the sequence number; the
+    // acknowledgment number; data offset, flags and window.
+    let ([ports, seq, ack, control, _], []) = h.as_chunks::<4>() else {
+        return Err(TcpError::Truncated);
+    };
+    let (ports, control) = (u32::from_be_bytes(*ports), u32::from_be_bytes(*control));
     Ok(SegmentInfo {
-        src_port: u16::from_be_bytes([h[0], h[1]]),
-        dst_port: u16::from_be_bytes([h[2], h[3]]),
-        seq: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-        ack: u32::from_be_bytes([h[8], h[9], h[10], h[11]]),
-        flags: Flags::from_bits_truncate(h[13]),
-        window: u16::from_be_bytes([h[14], h[15]]),
+        src_port: (ports >> 16) as u16,
+        dst_port: ports as u16,
+        seq: u32::from_be_bytes(*seq),
+        ack: u32::from_be_bytes(*ack),
+        flags: Flags::from_bits_truncate((control >> 16) as u8),
+        window: control as u16,
         mss: opts.mss,
         sack_permitted: opts.sack_permitted,
         sack_at: opts.sack_at,
