@@ -47,11 +47,17 @@ impl<'a> Ipv4Packet<'a> {
         let header = buf
             .first_chunk::<HEADER_LEN>()
             .ok_or(Ipv4Error::Truncated)?;
-        if header[0] >> 4 != 4 {
+        // The first two 32-bit words, big-endian, one unaligned load each (RFC 791 §3.1):
+        // version, IHL, TOS and total length; identification, flags and fragment offset.
+        let ([first, second, ..], _) = header.as_chunks::<4>() else {
+            return Err(Ipv4Error::Truncated);
+        };
+        let (first, second) = (u32::from_be_bytes(*first), u32::from_be_bytes(*second));
+        if first >> 28 != 4 {
             return Err(Ipv4Error::BadVersion);
         }
-        let ihl = ((header[0] & 0x0F) as usize) * 4;
-        let total = u16::from_be_bytes([header[2], header[3]]) as usize;
+        let ihl = ((first >> 24) & 0x0F) as usize * 4;
+        let total = first as u16 as usize;
         if ihl < HEADER_LEN {
             return Err(Ipv4Error::BadHeaderLength);
         }
@@ -65,7 +71,7 @@ impl<'a> Ipv4Packet<'a> {
         if total > frame_len {
             return Err(Ipv4Error::Truncated);
         }
-        let flags_frag = u16::from_be_bytes([header[6], header[7]]);
+        let flags_frag = second as u16;
         // RFC 791 §3.1: the checksum covers the header with its options, which follow
         // it: one sum over both (options are rare, an empty second piece costs a call).
         if checksum(buf.get(..ihl).ok_or(Ipv4Error::Truncated)?) != 0 {
