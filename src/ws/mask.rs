@@ -22,6 +22,8 @@
 //! starts, as unaligned words (`lwl`/`lwr`, `swl`/`swr`: five instructions a word), then
 //! its last 0 to 3 bytes one at a time.
 
+use super::utf8::HIGH;
+
 /// Unmasks (or masks) a payload that arrives in pieces: the phase carries over.
 ///
 /// `apply` on pieces `p1, p2, …` gives the same bytes as one `apply` on `p1 ‖ p2 ‖ …`.
@@ -78,10 +80,12 @@ pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) -> bool {
     // The key as a little-endian word rotated so its low byte is `key[phase % 4]`; each
     // byte rotates it on by one.
     let mut k = u32::from_le_bytes(key).rotate_right(8 * (phase & 3) as u32);
-    // Whole words leave the phase unchanged, so one mask word serves every word. Its
+    // Whole words leave the phase unchanged, so one mask word `m` serves every word. Its
     // memory image must be the key bytes from the phase of the word's first byte on,
     // which are the bytes of `k` in little-endian order.
-    // The unmasked bytes ORed together (short pieces), or a top bit set (long ones).
+    //
+    // `seen`: the unmasked bytes ORed together (short pieces), or a top bit set (long
+    // ones, not checked).
     let (tail, mut seen) = if data.len() < SHORT {
         // 4-byte groups from where the piece starts, at any alignment (`lwl`/`lwr` and
         // `swl`/`swr` on MIPS32).
@@ -118,18 +122,15 @@ pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) -> bool {
         for w in words {
             *w ^= m;
         }
-        (tail, NOT_ASCII)
+        (tail, HIGH)
     };
     for b in tail {
         *b ^= k as u8;
         seen |= u32::from(*b);
         k = k.rotate_right(8);
     }
-    seen & NOT_ASCII == 0
+    seen & HIGH == 0
 }
-
-/// The top bit of every byte of a word: a byte is ASCII iff its top bit is clear.
-const NOT_ASCII: u32 = 0x8080_8080;
 
 /// Below this many bytes a piece is XORed four bytes at a time from where it starts, at
 /// any alignment: the split into an aligned middle and a head and tail done byte by byte

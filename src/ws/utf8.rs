@@ -123,7 +123,7 @@ pub struct Utf8Validator {
 }
 
 /// Top bit of every byte of a word: a byte is ASCII iff its top bit is clear.
-const HIGH: u32 = 0x8080_8080;
+pub(crate) const HIGH: u32 = 0x8080_8080;
 
 /// For a lead byte (not ASCII): the number of continuation bytes and the range of the
 /// first one (RFC 3629 §4); `None` for a byte that cannot start a sequence. The
