@@ -6,6 +6,8 @@
 //! 2^32 ms (49.7 days); intervals are compared with wrapping arithmetic and must stay
 //! below 2^31 ms.
 
+use core::num::NonZeroU32;
+
 /// A point in time, in milliseconds since an arbitrary origin.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Instant(pub u32);
@@ -43,6 +45,39 @@ impl Instant {
     }
 }
 
+/// A deadline that may be unset, in 4 bytes (an `Option<Instant>` takes 8): the instant
+/// is kept as a non-zero count of milliseconds by setting its lowest bit, so a deadline
+/// falls due up to 1 ms late (no timeout here is that fine: the shortest RTO is hundreds
+/// of milliseconds), and setting one costs a single OR, with no test for zero.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Deadline(Option<NonZeroU32>);
+
+impl Deadline {
+    /// No deadline.
+    pub const NONE: Deadline = Deadline(None);
+
+    /// A deadline at `t`, or 1 ms later if `t` is even.
+    #[inline(always)]
+    pub const fn at(t: Instant) -> Deadline {
+        Deadline(NonZeroU32::new(t.0 | 1))
+    }
+
+    /// The deadline, if one is set.
+    #[inline(always)]
+    pub const fn get(self) -> Option<Instant> {
+        match self.0 {
+            Some(ms) => Some(Instant(ms.get())),
+            None => None,
+        }
+    }
+
+    /// Whether no deadline is set.
+    #[inline(always)]
+    pub const fn is_none(self) -> bool {
+        self.0.is_none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Instant;
@@ -56,5 +91,21 @@ mod tests {
         assert!(b.reached(a));
         assert!(!a.reached(b));
         assert_eq!(a.since(b), 0);
+    }
+
+    #[test]
+    fn deadlines_are_four_bytes_at_most_1_ms_late_and_never_lost_at_zero() {
+        use super::Deadline;
+        assert_eq!(core::mem::size_of::<Deadline>(), 4);
+        assert!(Deadline::NONE.is_none());
+        assert_eq!(Deadline::at(Instant(7)).get(), Some(Instant(7)));
+        assert_eq!(Deadline::at(Instant(8)).get(), Some(Instant(9)));
+        assert_eq!(
+            Deadline::at(Instant(u32::MAX)).get(),
+            Some(Instant(u32::MAX))
+        );
+        // The clock's 0 is 1 ms later, not "no deadline".
+        assert_eq!(Deadline::at(Instant(0)).get(), Some(Instant(1)));
+        assert!(!Deadline::at(Instant(0)).is_none());
     }
 }

@@ -2,9 +2,10 @@
 //! server never opens connections, so there is no SYN-SENT, and sent data lives in the
 //! retained TX buffers themselves, not in a copy.
 
+use super::DATA_OFFSET;
 use super::rtt::Rtt;
 use crate::mac::{RxBuf, TxBuf};
-use crate::time::Instant;
+use crate::time::{Deadline, Instant};
 use bitflags::bitflags;
 
 /// Retained TX segments a connection can hold at most (its send window in segments).
@@ -63,7 +64,8 @@ bitflags! {
         const ACK_DELAYED = 1 << 1;
         /// The layer above closed; our FIN goes out once nothing else is queued.
         const FIN_QUEUED = 1 << 2;
-        /// Our FIN has been sent (at `fin_seq`).
+        /// Our FIN has been sent, at `snd_nxt - 1` (nothing follows it: see
+        /// [`Conn::fin_seq`]).
         const FIN_SENT = 1 << 3;
         /// An RTT sample is being timed (`timed_seq`, `timed_at`).
         const TIMING = 1 << 4;
@@ -78,35 +80,48 @@ bitflags! {
     }
 }
 
-/// A data segment waiting for its acknowledgment, in its retained TX buffer.
+bitflags! {
+    /// What loss recovery learned of a retained segment.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Marks: u8 {
+        /// The peer reported it received this segment (a SACK block covers it).
+        const SACKED = 1 << 0;
+        /// Retransmitted during the current loss recovery.
+        const RESENT = 1 << 1;
+    }
+}
+
+/// A data segment waiting for its acknowledgment, in its retained TX buffer: 8 bytes
+/// (its frame length is not stored: a data segment's headers are always
+/// [`DATA_OFFSET`] bytes).
 #[derive(Debug)]
 pub struct Unacked {
     /// Sequence number of its first byte.
     pub seq: u32,
     /// Payload bytes.
     pub len: u16,
-    /// Frame length in the buffer (headers + payload).
-    pub frame_len: u16,
     /// The retained buffer.
     pub buf: TxBuf,
-    /// The peer reported it received this segment (a SACK block covers it).
-    pub sacked: bool,
-    /// Retransmitted during the current loss recovery.
-    pub resent: bool,
+    /// SACKed, resent.
+    pub marks: Marks,
 }
 
 impl Unacked {
-    /// A segment of `len` payload bytes from `seq`, just written into `buf` (a frame of
-    /// `frame_len` bytes), neither SACKed nor resent yet.
-    pub(crate) fn new(seq: u32, len: usize, frame_len: usize, buf: TxBuf) -> Unacked {
+    /// A segment of `len` payload bytes from `seq`, just written into `buf`, neither
+    /// SACKed nor resent yet.
+    pub(crate) fn new(seq: u32, len: usize, buf: TxBuf) -> Unacked {
         Unacked {
             seq,
             len: len as u16,
-            frame_len: frame_len as u16,
             buf,
-            sacked: false,
-            resent: false,
+            marks: Marks::empty(),
         }
+    }
+
+    /// The length of its frame in the buffer: headers and payload.
+    #[inline(always)]
+    pub(crate) fn frame_len(&self) -> usize {
+        DATA_OFFSET + self.len as usize
     }
 }
 
@@ -133,14 +148,14 @@ pub struct Conn {
     pub(crate) remote_ip: [u8; 4],
     pub(crate) remote_port: u16,
     pub(crate) remote_mac: [u8; 6],
-    pub(crate) iss: u32,
+    /// In SYN-RECEIVED our SYN is the one unacknowledged sequence number, so `snd_una`
+    /// is the ISS: no field of its own.
     pub(crate) snd_una: u32,
     pub(crate) snd_nxt: u32,
     pub(crate) snd_wnd: u16,
     pub(crate) snd_wl1: u32,
     pub(crate) snd_wl2: u32,
     pub(crate) snd_mss: u16,
-    pub(crate) fin_seq: u32,
     pub(crate) recover: u32,
     pub(crate) rcv_nxt: u32,
     /// The acknowledgment number last sent.
@@ -151,7 +166,7 @@ pub struct Conn {
     pub(crate) timed_seq: u32,
     pub(crate) timed_at: Instant,
     /// Retransmission, persist, SYN-ACK or TIME-WAIT deadline, by state.
-    pub(crate) timer: Option<Instant>,
+    pub(crate) timer: Deadline,
     pub(crate) ack_at: Instant,
     /// When the connection entered its current state (eviction order).
     pub(crate) since: Instant,
@@ -198,14 +213,12 @@ impl Conn {
             remote_ip: [0; 4],
             remote_port: 0,
             remote_mac: [0; 6],
-            iss: 0,
             snd_una: 0,
             snd_nxt: 0,
             snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,
             snd_mss: 536,
-            fin_seq: 0,
             recover: 0,
             rcv_nxt: 0,
             ack_sent: 0,
@@ -213,7 +226,7 @@ impl Conn {
             rtt: Rtt::new(1000),
             timed_seq: 0,
             timed_at: Instant(0),
-            timer: None,
+            timer: Deadline::NONE,
             ack_at: Instant(0),
             since: Instant(0),
             unacked: heapless::Vec::new(),
@@ -235,6 +248,12 @@ impl Conn {
             self.kept.iter().filter(|k| k.is_some()).count()
         );
         self.kept_len as usize
+    }
+
+    /// The sequence number of our FIN, once sent (`FIN_SENT`): the last one used, since
+    /// nothing is sent after it (RFC 9293 §3.10.4: no SEND after CLOSE).
+    pub(crate) fn fin_seq(&self) -> u32 {
+        self.snd_nxt.wrapping_sub(1)
     }
 
     /// Bytes sent and not yet acknowledged (FIN included).

@@ -35,8 +35,8 @@ pub use segment::Flags;
 use crate::mac::{RxBuf, TxRing};
 use crate::net::checksum::adjust;
 use crate::net::{Link, ethernet, ipv4};
-use crate::time::Instant;
-use conn::{Conn, ConnFlags, Kept, Unacked};
+use crate::time::{Deadline, Instant};
+use conn::{Conn, ConnFlags, Kept, Marks, Unacked};
 use segment::{SegmentHeader, SegmentInfo};
 
 /// Bytes before the payload of a data segment: Ethernet, IPv4 and TCP headers.
@@ -357,7 +357,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         if let Some(c) = self.slot_mut(id) {
             c.flags |= ConnFlags::WANT_WRITE;
             if c.snd_wnd == 0 && c.in_flight() == 0 && c.timer.is_none() {
-                c.timer = Some(now.plus(c.rtt.rto()));
+                c.timer = Deadline::at(now.plus(c.rtt.rto()));
             }
         }
     }
@@ -460,13 +460,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     // Append only what fits whole; a longer write starts a new segment
                     // (fuller than the rest of this one could be).
                     if room > 0 && room == max {
-                        let at = u.frame_len as usize;
+                        let at = u.frame_len();
                         let n = match tx.buffer(&u.buf).and_then(|f| f.get_mut(at..at + room)) {
                             Some(area) => write(area).min(room),
                             None => 0,
                         };
                         u.len += n as u16;
-                        u.frame_len += n as u16;
                         c.snd_nxt = c.snd_nxt.wrapping_add(n as u32);
                         core.stats.tx_bytes = core.stats.tx_bytes.wrapping_add(n as u32);
                         return Ok(n);
@@ -527,7 +526,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             mss: None,
             sack_permitted: false,
         };
-        let frame_len = u.frame_len as usize;
+        let frame_len = u.frame_len();
         let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
         let built = self.tx.buffer(&u.buf).and_then(|f| {
             build(
@@ -604,7 +603,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.tx.release(buf);
                 return Err(SendError::NotConnected);
             };
-            let pushed = c.unacked.push(Unacked::new(seq, n, frame_len, buf));
+            let pushed = c.unacked.push(Unacked::new(seq, n, buf));
             if let Err(u) = pushed {
                 self.tx.release(u.buf); // cannot happen: room() checked the budget
                 return Err(SendError::WouldBlock);
@@ -619,7 +618,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 c.timed_at = now;
             }
             if c.timer.is_none() {
-                c.timer = Some(now.plus(c.rtt.rto()));
+                c.timer = Deadline::at(now.plus(c.rtt.rto()));
             }
             self.core.stats.tx_bytes = self.core.stats.tx_bytes.wrapping_add(n as u32);
             return Ok(n);
@@ -659,7 +658,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(c) = self.conns.get_mut(i) else {
             return Ok(n);
         };
-        let pushed = c.unacked.push(Unacked::new(seq, n, frame_len, buf));
+        let pushed = c.unacked.push(Unacked::new(seq, n, buf));
         if let Err(u) = pushed {
             self.tx.release(u.buf); // cannot happen: room() checked the budget
         }
@@ -673,7 +672,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             c.timed_at = now;
         }
         if c.timer.is_none() {
-            c.timer = Some(now.plus(c.rtt.rto()));
+            c.timer = Deadline::at(now.plus(c.rtt.rto()));
         }
         core.stats.tx_segments += 1;
         core.stats.tx_bytes = core.stats.tx_bytes.wrapping_add(n as u32);
@@ -864,7 +863,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let mut hdr = header(
             self.core.config.port,
             c.remote_port,
-            c.iss,
+            c.snd_una,
             c.rcv_nxt,
             Flags::SYN | Flags::ACK,
             window,
@@ -874,7 +873,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         self.emit(mac, ip, &hdr);
     }
 
-    /// Sends (or re-sends) our FIN at `fin_seq`.
+    /// Sends (or re-sends) our FIN (at [`Conn::fin_seq`]).
     fn send_fin(&mut self, i: usize) {
         let window = self.rcv_window(i);
         let now = self.now;
@@ -882,7 +881,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return;
         };
         if !c.flags.contains(ConnFlags::FIN_SENT) {
-            c.fin_seq = c.snd_nxt;
             c.snd_nxt = c.snd_nxt.wrapping_add(1);
             c.flags.insert(ConnFlags::FIN_SENT);
             c.state = match c.state {
@@ -891,7 +889,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             };
             c.since = now;
             if c.timer.is_none() {
-                c.timer = Some(now.plus(c.rtt.rto()));
+                c.timer = Deadline::at(now.plus(c.rtt.rto()));
             }
         }
         c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
@@ -900,7 +898,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let hdr = header(
             self.core.config.port,
             c.remote_port,
-            c.fin_seq,
+            c.fin_seq(),
             c.rcv_nxt,
             Flags::FIN | Flags::ACK,
             window,
@@ -974,7 +972,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         if !c.unacked.is_empty() {
             return self.resend(i, 0, window);
         }
-        if c.flags.contains(ConnFlags::FIN_SENT) && seq::le(c.snd_una, c.fin_seq) {
+        if c.flags.contains(ConnFlags::FIN_SENT) && seq::le(c.snd_una, c.fin_seq()) {
             self.send_fin(i);
             return true;
         }
@@ -1004,8 +1002,8 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             self.core.stats.retransmits_deferred += 1;
             return false;
         }
-        u.resent = true;
-        let frame_len = u.frame_len as usize;
+        u.marks.insert(Marks::RESENT);
+        let frame_len = u.frame_len();
         if let Some(f) = self.tx.buffer(&u.buf) {
             patch_ack_window(f, ack, window);
         }
@@ -1034,7 +1032,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 .sack(header)
                 .any(|(l, r)| seq::le(l, u.seq) && seq::le(end, r))
             {
-                u.sacked = true;
+                u.marks.insert(Marks::SACKED);
             }
             outstanding += 1;
         }
@@ -1046,9 +1044,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let mut lost = [false; conn::MAX_TX_SEGMENTS];
         let mut sacked_above = 0u8;
         for (k, u) in c.unacked.iter().enumerate().rev() {
-            if u.sacked {
+            if u.marks.contains(Marks::SACKED) {
                 sacked_above += 1;
-            } else if !u.resent
+            } else if !u.marks.contains(Marks::RESENT)
                 && sacked_above >= threshold
                 && let Some(l) = lost.get_mut(k)
             {
@@ -1217,7 +1215,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 if let Some(c) = self.conns.get_mut(i) {
                     c.state = State::SynReceived;
                     c.snd_wnd = seg.window;
-                    c.timer = Some(self.now.plus(c.rtt.rto()));
+                    c.timer = Deadline::at(self.now.plus(c.rtt.rto()));
                     c.flags.set(ConnFlags::SACK_OK, seg.sack_permitted);
                 }
                 self.send_syn_ack(i);
@@ -1326,7 +1324,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             remote_mac: mac,
             remote_ip: ip,
             remote_port: port,
-            iss,
             snd_una: iss,
             snd_nxt: iss.wrapping_add(1),
             snd_mss: mss.clamp(64, OUR_MSS),
@@ -1346,11 +1343,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         };
         c.state = State::Established;
         c.since = now;
-        c.snd_una = c.iss.wrapping_add(1);
+        // Our SYN is acknowledged (`snd_una` held the ISS).
+        c.snd_una = c.snd_una.wrapping_add(1);
         c.snd_wnd = seg.window;
         c.snd_wl1 = seg.seq;
         c.snd_wl2 = seg.ack;
-        c.timer = None;
+        c.timer = Deadline::NONE;
         c.retries = 0;
         self.core.stats.accepted += 1;
         let id = self.id(i);
@@ -1401,9 +1399,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             if !seg.flags.contains(Flags::ACK) {
                 return Verdict::Done;
             }
-            if seg.ack != c.iss.wrapping_add(1) || seg.seq != c.rcv_nxt {
+            if seg.ack != c.snd_una.wrapping_add(1) || seg.seq != c.rcv_nxt {
                 // An ACK for something we did not send: RST (§3.10.7.4, SYN-RECEIVED).
-                if seg.ack != c.iss.wrapping_add(1) {
+                if seg.ack != c.snd_una.wrapping_add(1) {
                     let ip = c.remote_ip;
                     self.reset_for(mac, ip, seg);
                 }
@@ -1620,15 +1618,15 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             if c.flags.contains(ConnFlags::RECOVERY) && !partial {
                 c.flags.remove(ConnFlags::RECOVERY);
                 for u in c.unacked.iter_mut() {
-                    u.resent = false;
+                    u.marks.remove(Marks::RESENT);
                 }
             }
             // The next hole, unless SACK already showed it arrived or it was resent.
-            let first_open = c.unacked.first().is_some_and(|u| !u.sacked && !u.resent);
+            let first_open = c.unacked.first().is_some_and(|u| u.marks.is_empty());
             c.timer = if c.in_flight() > 0 {
-                Some(now.plus(c.rtt.rto()))
+                Deadline::at(now.plus(c.rtt.rto()))
             } else {
-                None
+                Deadline::NONE
             };
             if partial && first_open {
                 // NewReno: a partial ACK means the next segment was lost too.
@@ -1677,25 +1675,25 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             && c.timer.is_none()
         {
             // Zero window with something to say: probe (persist timer).
-            c.timer = Some(now.plus(c.rtt.rto()));
+            c.timer = Deadline::at(now.plus(c.rtt.rto()));
         }
         if old_wnd == 0 && c.snd_wnd > 0 && c.in_flight() == 0 {
-            c.timer = None;
+            c.timer = Deadline::NONE;
             c.retries = 0;
         }
 
         // Our FIN acknowledged?
-        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq, ack);
+        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq(), ack);
         match c.state {
             State::FinWait1 if fin_acked => {
                 c.state = State::FinWait2;
                 c.since = now;
-                c.timer = None;
+                c.timer = Deadline::NONE;
             }
             State::Closing if fin_acked => {
                 c.state = State::TimeWait;
                 c.since = now;
-                c.timer = Some(now.plus(self.core.config.time_wait_ms));
+                c.timer = Deadline::at(now.plus(self.core.config.time_wait_ms));
                 // Both FINs are through: the connection is over for the layer above.
                 let id = self.id(i);
                 handler.on_event(self, id, TcpEvent::Closed);
@@ -1862,7 +1860,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             index: i as u8,
             generation: c.generation,
         };
-        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq, c.snd_una);
+        let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq(), c.snd_una);
         match c.state {
             State::Established => {
                 c.state = State::CloseWait;
@@ -1873,7 +1871,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 c.since = now;
                 if fin_acked {
                     c.state = State::TimeWait;
-                    c.timer = Some(now.plus(time_wait));
+                    c.timer = Deadline::at(now.plus(time_wait));
                     handler.on_event(self, id, TcpEvent::PeerClosed);
                     handler.on_event(self, id, TcpEvent::Closed);
                 } else {
@@ -1884,14 +1882,14 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             State::FinWait2 => {
                 c.state = State::TimeWait;
                 c.since = now;
-                c.timer = Some(now.plus(time_wait));
+                c.timer = Deadline::at(now.plus(time_wait));
                 handler.on_event(self, id, TcpEvent::PeerClosed);
                 handler.on_event(self, id, TcpEvent::Closed);
             }
             State::TimeWait => {
                 // A retransmitted FIN: ACK it again and restart the timer.
                 c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
-                c.timer = Some(now.plus(time_wait));
+                c.timer = Deadline::at(now.plus(time_wait));
             }
             State::CloseWait | State::Closing | State::LastAck => {
                 // Retransmitted FIN: already counted.
@@ -1935,7 +1933,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             let Some(c) = self.conns.get_mut(i) else {
                 continue;
             };
-            let Some(t) = c.timer else { continue };
+            let Some(t) = c.timer.get() else { continue };
             if !now.reached(t) {
                 continue;
             }
@@ -1948,7 +1946,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     } else {
                         c.retries += 1;
                         c.rtt.back_off(&cfg.rto);
-                        c.timer = Some(now.plus(c.rtt.rto()));
+                        c.timer = Deadline::at(now.plus(c.rtt.rto()));
                         self.send_syn_ack(i);
                     }
                 }
@@ -1962,15 +1960,14 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     }
                     c.retries += 1;
                     c.rtt.back_off(&cfg.rto);
-                    c.timer = Some(now.plus(c.rtt.rto()));
+                    c.timer = Deadline::at(now.plus(c.rtt.rto()));
                     // Everything sent after the lost segment is suspect: recover up to here.
                     // SACK information is forgotten, since a receiver may renege on it
                     // (RFC 2018 §8).
                     c.flags.insert(ConnFlags::RECOVERY);
                     c.recover = c.snd_nxt;
                     for u in c.unacked.iter_mut() {
-                        u.sacked = false;
-                        u.resent = false;
+                        u.marks = Marks::empty();
                     }
                     self.core.stats.retransmits_timeout += 1;
                     self.retransmit_first(i);
@@ -1979,7 +1976,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     // Persist: a zero-length segment one before SND.UNA makes the peer
                     // answer with its current window.
                     c.rtt.back_off(&cfg.rto);
-                    c.timer = Some(now.plus(c.rtt.rto()));
+                    c.timer = Deadline::at(now.plus(c.rtt.rto()));
                     self.core.stats.window_probes += 1;
                     let (mac, ip, port, seq) = (
                         c.remote_mac,
@@ -2002,7 +1999,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     );
                     self.emit(mac, ip, &hdr);
                 }
-                _ => c.timer = None,
+                _ => c.timer = Deadline::NONE,
             }
         }
     }
@@ -2040,7 +2037,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     best = Some(t);
                 }
             };
-            if let Some(t) = c.timer {
+            if let Some(t) = c.timer.get() {
                 consider(t);
             }
             if c.flags.contains(ConnFlags::ACK_DELAYED) {
