@@ -82,10 +82,12 @@ impl Handler for Probe {
         Some(data.len())
     }
 
-    fn page(&mut self, path: &[u8]) -> Option<mzw1_wss::service::Page> {
-        (path == b"/big").then_some(mzw1_wss::service::Page {
-            content_type: "application/octet-stream",
-            body: Box::leak(vec![b'x'; 20000].into_boxed_slice()),
+    fn page(&mut self, path: &[u8]) -> Option<&'static mzw1_wss::service::Page> {
+        (path == b"/big").then(|| {
+            &*Box::leak(Box::new(mzw1_wss::service::Page {
+                content_type: "application/octet-stream",
+                body: Box::leak(vec![b'x'; 20000].into_boxed_slice()),
+            }))
         })
     }
 

@@ -163,10 +163,13 @@ impl Handler for Recorder {
         path != b"/private"
     }
 
-    fn page(&mut self, path: &[u8]) -> Option<Page> {
-        (path == b"/big").then_some(Page {
-            content_type: "application/octet-stream",
-            body: self.big,
+    fn page(&mut self, path: &[u8]) -> Option<&'static Page> {
+        let body = self.big;
+        (path == b"/big").then(|| {
+            &*Box::leak(Box::new(Page {
+                content_type: "application/octet-stream",
+                body,
+            }))
         })
     }
 }

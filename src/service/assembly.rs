@@ -110,7 +110,7 @@ pub trait MessageHandler {
     }
 
     /// As [`Handler::page`].
-    fn page(&mut self, path: &[u8]) -> Option<Page> {
+    fn page(&mut self, path: &[u8]) -> Option<&'static Page> {
         let _ = path;
         None
     }
@@ -159,7 +159,7 @@ impl<M: MessageHandler, const A: usize, const C: usize> Handler for Whole<M, A, 
         self.inner.accept(path)
     }
 
-    fn page(&mut self, path: &[u8]) -> Option<Page> {
+    fn page(&mut self, path: &[u8]) -> Option<&'static Page> {
         self.inner.page(path)
     }
 }

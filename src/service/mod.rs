@@ -170,8 +170,9 @@ pub trait Handler {
         true
     }
 
-    /// The page for a plain HTTP GET of `path`; `None` answers 404.
-    fn page(&mut self, path: &[u8]) -> Option<Page> {
+    /// The page for a plain HTTP GET of `path`; `None` answers 404. A reference, so that
+    /// a client owing a page's body holds 4 bytes for it, not the page's two slices.
+    fn page(&mut self, path: &[u8]) -> Option<&'static Page> {
         let _ = path;
         None
     }
@@ -277,7 +278,7 @@ enum Owed {
     /// then the connection closes.
     Response {
         status: Status,
-        body: Option<Page>,
+        body: Option<&'static Page>,
         head_sent: bool,
         sent: usize,
     },
@@ -1020,7 +1021,7 @@ fn give_up(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
 }
 
 /// An HTTP response (error or page); then the connection closes.
-fn respond(ctx: &mut Ctx<'_, '_, '_>, i: usize, status: Status, page: Option<Page>) {
+fn respond(ctx: &mut Ctx<'_, '_, '_>, i: usize, status: Status, page: Option<&'static Page>) {
     if status == Status::Ok {
         ctx.stats.pages += 1;
     } else {

@@ -220,9 +220,9 @@ impl Handler for Echo {
     }
 
     #[cfg(feature = "chat")]
-    fn page(&mut self, path: &[u8]) -> Option<Page> {
+    fn page(&mut self, path: &[u8]) -> Option<&'static Page> {
         match path {
-            b"/" | b"/index.html" => Some(CHAT_PAGE),
+            b"/" | b"/index.html" => Some(&CHAT_PAGE),
             _ => None,
         }
     }
