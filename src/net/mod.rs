@@ -397,7 +397,7 @@ fn handle_arp(
         stats.arp_malformed += 1;
         return;
     };
-    let link = *api.link;
+    let link = api.link;
     let (sender_mac, sender_ip) = (p.sender_mac(), p.sender_ip());
     // RFC 826 "merge": refresh a neighbour we know, and learn one that addresses us.
     // ARP is the only source of neighbour addresses: the source address of other
@@ -454,7 +454,7 @@ fn handle_ipv4<H: TcpHandler>(
             return Verdict::Done;
         }
     };
-    let link = *api.link;
+    let link = api.link;
     let (src, dst, proto) = (pkt.src(), pkt.dst(), pkt.protocol());
     if !link.ip.accepts(dst) {
         stats.ip_not_for_us += 1;
@@ -517,7 +517,7 @@ fn handle_icmp(
             return;
         }
     }
-    let link = *api.link;
+    let link = api.link;
     if dst != link.ip.address {
         // No replies to broadcast pings (RFC 1122 §3.2.2.6 allows silence).
         stats.icmp_ignored += 1;
