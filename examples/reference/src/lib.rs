@@ -51,8 +51,12 @@ const fn clients_from(v: Option<&str>) -> usize {
     }
 }
 
-/// TCP connection slots: the clients, plus room for refusals (503) and TIME-WAIT.
-pub const CONNECTIONS: usize = CLIENTS + 2;
+/// TCP connection slots: the clients and one spare. With every client slot taken the
+/// spare still lets a newcomer in to be refused with 503; closed connections wait in
+/// TIME-WAIT in whatever slot they had, and the oldest gives way when a new connection
+/// finds no free slot (`TcpApi::take_slot`), so they need no slot of their own. Each slot
+/// is 160 bytes.
+pub const CONNECTIONS: usize = CLIENTS + 1;
 
 /// Longest chat message.
 #[cfg(feature = "chat")]
