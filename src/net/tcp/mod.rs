@@ -2234,7 +2234,7 @@ fn build(
         tcp_len,
         *ip_id,
     )?;
-    segment::emit(seg, hdr, link.ip.address, dst_ip, None)
+    segment::emit(seg, hdr, link.ip.address, dst_ip)
 }
 
 /// Rewrites the ACK and window fields of a retained data segment, adjusting its checksum

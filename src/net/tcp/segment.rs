@@ -3,7 +3,7 @@
 //! SACK blocks (kind 5, RFC 2018); others are skipped by their length, as §3.1 requires.
 //! Options sent: MSS and SACK-permitted, on the SYN-ACK only.
 
-use crate::net::checksum::{Checksum, pseudo_header};
+use crate::net::checksum::pseudo_header;
 use crate::net::ipv4::PROTO_TCP;
 use bitflags::bitflags;
 
@@ -217,52 +217,51 @@ impl SegmentHeader {
 }
 
 /// Writes the header into `seg[..hdr.len()]`, where the payload `seg[hdr.len()..]` is
-/// already in place, and fills in the checksum. `payload_sum`, when given, is the sum of
-/// the payload computed while it was written, so the payload is not read again.
-pub fn emit(
-    seg: &mut [u8],
-    hdr: &SegmentHeader,
-    src_ip: [u8; 4],
-    dst_ip: [u8; 4],
-    payload_sum: Option<Checksum>,
-) -> Option<()> {
-    let hlen = hdr.len();
+/// already in place, and fills in the checksum.
+pub fn emit(seg: &mut [u8], hdr: &SegmentHeader, src_ip: [u8; 4], dst_ip: [u8; 4]) -> Option<()> {
     let total = seg.len();
     let (h, rest) = seg.split_first_chunk_mut::<HEADER_LEN>()?;
     // RFC 9293 §3.1, as five 32-bit big-endian words (the ports; the sequence number;
-    // the acknowledgment number; data offset, flags and window; checksum 0 and urgent
+    // the acknowledgment number; data offset, flags and window; checksum and urgent
     // pointer 0): one unaligned store each (`swl`/`swr` on MIPS32; the header is at 2 mod
     // 4 in the frame) instead of a byte store per 16-bit field.
     let ([ports, seq, ack, control, check], []) = h.as_chunks_mut::<4>() else {
         return None;
     };
-    *ports = (u32::from(hdr.src_port) << 16 | u32::from(hdr.dst_port)).to_be_bytes();
+    let w0 = u32::from(hdr.src_port) << 16 | u32::from(hdr.dst_port);
+    let w3 =
+        ((hdr.len() / 4) as u32) << 28 | u32::from(hdr.flags.bits()) << 16 | u32::from(hdr.window);
+    // The checksum (RFC 9293 §3.1: pseudo-header, header, payload; RFC 1071) takes the
+    // header from the words while they are in registers, as they are written; only the
+    // payload, if any, is read back through the general sum.
+    let mut c = pseudo_header(src_ip, dst_ip, PROTO_TCP, total as u16);
+    c.add_u32(w0);
+    c.add_u32(hdr.seq);
+    c.add_u32(hdr.ack);
+    c.add_u32(w3);
+    *ports = w0.to_be_bytes();
     *seq = hdr.seq.to_be_bytes();
     *ack = hdr.ack.to_be_bytes();
-    *control =
-        (((hlen / 4) as u32) << 28 | u32::from(hdr.flags.bits()) << 16 | u32::from(hdr.window))
-            .to_be_bytes();
-    *check = [0; 4];
-    let mut opts = rest;
+    *control = w3.to_be_bytes();
+    let mut payload = rest;
     if let Some(mss) = hdr.mss {
-        let (o, more) = opts.split_first_chunk_mut::<4>()?;
-        *o = [2, 4, (mss >> 8) as u8, mss as u8];
-        opts = more;
+        let (o, more) = payload.split_first_chunk_mut::<4>()?;
+        let w = 0x0204_0000 | u32::from(mss); // kind 2, length 4, the MSS
+        c.add_u32(w);
+        *o = w.to_be_bytes();
+        payload = more;
     }
     if hdr.sack_permitted {
-        let (o, _) = opts.split_first_chunk_mut::<4>()?;
-        *o = [1, 1, 4, 2]; // NOP, NOP, SACK-permitted (RFC 2018 §2)
+        let (o, more) = payload.split_first_chunk_mut::<4>()?;
+        let w = 0x0101_0402; // NOP, NOP, SACK-permitted (RFC 2018 §2)
+        c.add_u32(w);
+        *o = w.to_be_bytes();
+        payload = more;
     }
-    let mut c = pseudo_header(src_ip, dst_ip, PROTO_TCP, total as u16);
-    match payload_sum {
-        Some(p) => {
-            c.add(seg.get(..hlen)?);
-            c.combine(p);
-        }
-        None => c.add(seg),
+    if !payload.is_empty() {
+        c.add(payload);
     }
-    let sum = c.finish();
-    seg.get_mut(16..18)?.copy_from_slice(&sum.to_be_bytes());
+    *check = (u32::from(c.finish()) << 16).to_be_bytes();
     Some(())
 }
 
