@@ -2265,5 +2265,7 @@ fn promised_segments(c: &Conn) -> u32 {
     if !seq::lt(c.rcv_nxt, c.rcv_adv) {
         return 0;
     }
-    c.rcv_adv.wrapping_sub(c.rcv_nxt).div_ceil(OUR_MSS as u32)
+    // At most 2^31 (`lt` above), so adding MSS - 1 cannot wrap: a division by a constant
+    // (a multiply-high) and no remainder test, where `div_ceil` makes both.
+    (c.rcv_adv.wrapping_sub(c.rcv_nxt) + (OUR_MSS as u32 - 1)) / OUR_MSS as u32
 }
