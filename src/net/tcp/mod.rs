@@ -739,13 +739,17 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// each other receiving connection that keeps nothing yet (so each can keep its first
     /// and never sees its data refused for want of a spare), and at least one for a
     /// connection still to come.
+    ///
+    /// A loop rather than `filter().count()`, whose fold the compiler outlines: a call
+    /// from [`rcv_window`](Self::rcv_window) that made it save and restore registers on
+    /// every segment sent.
     fn keep_reserve(&self, i: usize) -> u32 {
-        let idle = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter(|(j, c)| *j != i && receives(c.state) && c.kept_count() == 0)
-            .count() as u32;
+        let mut idle = 0;
+        for (j, c) in self.conns.iter().enumerate() {
+            if j != i && receives(c.state) && c.kept_count() == 0 {
+                idle += 1;
+            }
+        }
         idle.max(1)
     }
 
