@@ -131,6 +131,11 @@ impl<'a> Ipv4Packet<'a> {
 
 /// Writes a 20-byte IPv4 header (DF set, TTL 64) for `payload_len` bytes; returns the
 /// payload area.
+///
+/// Inline in its two callers (TCP's frame builder and the ICMP echo reply): a leaf of a
+/// few dozen instructions, whose call cost TCP 27 more per segment, for 40 bytes of
+/// flash.
+#[inline(always)]
 pub fn emit(
     buf: &mut [u8],
     src: [u8; 4],
