@@ -527,13 +527,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             sack_permitted: false,
         };
         let frame_len = u.frame_len();
-        let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
         let built = self.tx.buffer(&u.buf).and_then(|f| {
             build(
                 f.get_mut(..frame_len)?,
                 self.link,
-                dst_mac,
-                dst_ip,
+                &c.remote_mac,
+                c.remote_ip,
                 &hdr,
                 &mut self.core.ip_id,
             )
@@ -638,13 +637,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             mss: None,
             sack_permitted: false,
         };
-        let (dst_mac, dst_ip) = (c.remote_mac, c.remote_ip);
         let built = self.tx.buffer(&buf).and_then(|f| {
             build(
                 f.get_mut(..frame_len)?,
                 self.link,
-                dst_mac,
-                dst_ip,
+                &c.remote_mac,
+                c.remote_ip,
                 &hdr,
                 &mut self.core.ip_id,
             )
@@ -818,7 +816,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             build(
                 f.get_mut(..len)?,
                 self.link,
-                mac,
+                &mac,
                 ip,
                 hdr,
                 &mut self.core.ip_id,
@@ -2222,12 +2220,12 @@ fn header(
 fn build(
     frame: &mut [u8],
     link: &Link,
-    dst_mac: [u8; 6],
+    dst_mac: &[u8; 6],
     dst_ip: [u8; 4],
     hdr: &SegmentHeader,
     ip_id: &mut u16,
 ) -> Option<()> {
-    let ip = ethernet::emit(frame, dst_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
+    let ip = ethernet::emit(frame, *dst_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
     let tcp_len = ip.len().checked_sub(ipv4::HEADER_LEN)?;
     *ip_id = ip_id.wrapping_add(1);
     let seg = ipv4::emit(
