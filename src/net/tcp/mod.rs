@@ -380,7 +380,16 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         if !c.state.can_send()
             || c.flags
                 .intersects(ConnFlags::FIN_QUEUED | ConnFlags::FIN_SENT)
-            || c.unacked_count() >= self.core.config.tx_segments as usize
+        {
+            return 0;
+        }
+        self.open_room(c)
+    }
+
+    /// [`room`](Self::room) for a connection that may send (open, no FIN queued): TX
+    /// buffers and the peer's window.
+    fn open_room(&self, c: &Conn) -> usize {
+        if c.unacked_count() >= self.core.config.tx_segments as usize
             // A connection with segments in flight leaves one buffer for the others, so
             // peers that stop acknowledging cannot hold every TX buffer.
             || !self
@@ -440,15 +449,15 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         write: &mut dyn FnMut(&mut [u8]) -> usize,
         transmit: bool,
     ) -> Result<usize, SendError> {
-        if transmit {
-            self.transmit_corked(id.index as usize);
-            return self.segment(id, max, write, true);
-        }
         let i = id.index as usize;
+        if transmit {
+            self.transmit_corked(i);
+        }
+        // The handle is checked once, here: nothing below frees or reuses the slot.
         let Some(k) = self.slot(id).map(Conn::corked_index) else {
             return Err(SendError::NotConnected);
         };
-        if let Some(k) = k {
+        if !transmit && let Some(k) = k {
             let TcpApi {
                 conns, tx, core, ..
             } = self;
@@ -475,7 +484,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             // Full (or the peer's window is): out it goes, and a new one begins.
             self.transmit_corked(i);
         }
-        self.segment(id, max, write, false)
+        self.segment(i, max, write, transmit)
     }
 
     /// Transmits every corked segment.
@@ -527,16 +536,18 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             sack_permitted: false,
         };
         let frame_len = u.frame_len();
-        let built = self.tx.buffer(&u.buf).and_then(|f| {
-            build(
-                f.get_mut(..frame_len)?,
+        let built = match self.tx.buffer(&u.buf) {
+            Some(f) => build(
+                f,
+                frame_len,
                 self.link,
                 &c.remote_mac,
                 c.remote_ip,
                 &hdr,
                 &mut self.core.ip_id,
-            )
-        });
+            ),
+            None => None,
+        };
         if built.is_some() && self.tx.send_retained(&u.buf, frame_len).is_ok() {
             c.ack_sent = hdr.ack;
             c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
@@ -548,15 +559,16 @@ impl<'a, 'm> TcpApi<'a, 'm> {
 
     /// A new data segment of up to `max` bytes from `write`; transmitted at once, or
     /// corked (headers built when it is transmitted).
+    ///
+    /// Connection `i`'s handle was checked by the caller.
     fn segment(
         &mut self,
-        id: ConnId,
+        i: usize,
         max: usize,
         write: &mut dyn FnMut(&mut [u8]) -> usize,
         transmit: bool,
     ) -> Result<usize, SendError> {
-        let i = id.index as usize;
-        let Some(c) = self.slot(id) else {
+        let Some(c) = self.conns.get(i) else {
             return Err(SendError::NotConnected);
         };
         if !c.state.can_send()
@@ -565,13 +577,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         {
             return Err(SendError::NotConnected);
         }
-        let mut room = self.room(c).min(max);
+        let mut room = self.open_room(c).min(max);
         if room == 0 && !self.tx.free_more_than(CONTROL_RESERVE) {
             self.tx.reap();
-            room = self.slot(id).map_or(0, |c| self.room(c)).min(max);
+            room = self.conns.get(i).map_or(0, |c| self.open_room(c)).min(max);
         }
         if room == 0 {
-            if let Some(c) = self.slot_mut(id) {
+            if let Some(c) = self.conns.get_mut(i) {
                 c.flags |= ConnFlags::WANT_WRITE;
             }
             return Err(SendError::WouldBlock);
@@ -637,16 +649,18 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             mss: None,
             sack_permitted: false,
         };
-        let built = self.tx.buffer(&buf).and_then(|f| {
-            build(
-                f.get_mut(..frame_len)?,
+        let built = match self.tx.buffer(&buf) {
+            Some(f) => build(
+                f,
+                frame_len,
                 self.link,
                 &c.remote_mac,
                 c.remote_ip,
                 &hdr,
                 &mut self.core.ip_id,
-            )
-        });
+            ),
+            None => None,
+        };
         if built.is_none() || self.tx.send_retained(&buf, frame_len).is_err() {
             self.tx.release(buf);
             return Err(SendError::WouldBlock);
@@ -812,16 +826,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             }
         };
         let len = TCP_AT + hdr.len();
-        let built = self.tx.buffer(&buf).and_then(|f| {
-            build(
-                f.get_mut(..len)?,
-                self.link,
-                &mac,
-                ip,
-                hdr,
-                &mut self.core.ip_id,
-            )
-        });
+        let built = match self.tx.buffer(&buf) {
+            Some(f) => build(f, len, self.link, &mac, ip, hdr, &mut self.core.ip_id),
+            None => None,
+        };
         if built.is_none() {
             self.tx.release(buf);
             return false;
@@ -2216,15 +2224,21 @@ fn header(
 }
 
 /// Builds Ethernet, IPv4 and TCP headers around a payload already at `DATA_OFFSET` (or
-/// nothing, for control segments); `frame` is exactly the frame.
+/// nothing, for control segments), in the first `len` bytes of the TX buffer's frame
+/// area `buf`.
+///
+/// The callers pass the buffer as they got it, with no closure to cut it to length: the
+/// compiler made such a closure a function of its own in some callers.
 fn build(
-    frame: &mut [u8],
+    buf: &mut [u8],
+    len: usize,
     link: &Link,
     dst_mac: &[u8; 6],
     dst_ip: [u8; 4],
     hdr: &SegmentHeader,
     ip_id: &mut u16,
 ) -> Option<()> {
+    let frame = buf.get_mut(..len)?;
     let ip = ethernet::emit(frame, *dst_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
     let tcp_len = ip.len().checked_sub(ipv4::HEADER_LEN)?;
     *ip_id = ip_id.wrapping_add(1);
