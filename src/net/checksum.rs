@@ -290,12 +290,6 @@ impl Checksum {
         self.acc += (v >> 16) + (v & 0xFFFF);
     }
 
-    /// Adds another sum computed over bytes that follow (at an even position).
-    #[inline(always)]
-    pub fn combine(&mut self, other: Checksum) {
-        self.acc += fold(other.acc) as u32;
-    }
-
     /// The folded (not complemented) sum.
     #[inline(always)]
     pub const fn sum(self) -> u16 {
