@@ -163,47 +163,56 @@ impl HeaderParser {
 
     /// Takes bytes from `data`; returns how many, and the header once complete (or the
     /// close code that fails the connection).
+    ///
+    /// Both ways to a whole header (where it lies in `data`, or collected across
+    /// segments) end at the one call of [`parse`], so that it is inlined into the
+    /// receiver once and the header reaches `begin_frame` in registers.
+    #[inline(always)]
     fn feed(&mut self, data: &[u8]) -> (usize, Option<Result<FrameHeader, u16>>) {
-        // The usual case: a whole header at the start of a segment, parsed where it lies.
-        if self.have == 0
-            && let [b0, b1, ..] = *data
-        {
-            if let Err(code) = check_first_two(b0, b1) {
-                return (2, Some(Err(code)));
-            }
-            let need = client_header_len(b1);
-            if let Some(header) = data.get(..need) {
-                return (need, Some(parse(header)));
-            }
-        }
-        // Split between segments: collected byte by byte.
-        let mut used = 0;
-        loop {
-            let have = self.have as usize;
-            let need = match self.buf {
-                _ if have < 2 => 2,
-                [_, b1, ..] => client_header_len(b1),
-            };
-            if have >= need {
-                self.have = 0;
-                return (used, Some(parse(self.buf.get(..need).unwrap_or_default())));
-            }
-            let Some(&b) = data.get(used) else {
-                return (used, None);
-            };
-            if let Some(slot) = self.buf.get_mut(have) {
-                *slot = b;
-            }
-            self.have += 1;
-            used += 1;
-            if self.have == 2 {
-                // Fail fast on the first two bytes, before waiting for the rest.
-                if let Err(code) = check_first_two(self.buf[0], self.buf[1]) {
-                    self.have = 0;
-                    return (used, Some(Err(code)));
+        let (used, header): (usize, &[u8]) = 'whole: {
+            // The usual case: a whole header at the start of a segment, parsed where it
+            // lies.
+            if self.have == 0
+                && let [b0, b1, ..] = *data
+            {
+                if let Err(code) = check_first_two(b0, b1) {
+                    return (2, Some(Err(code)));
+                }
+                let need = client_header_len(b1);
+                if let Some(header) = data.get(..need) {
+                    break 'whole (need, header);
                 }
             }
-        }
+            // Split between segments: collected byte by byte.
+            let mut used = 0;
+            loop {
+                let have = self.have as usize;
+                let need = match self.buf {
+                    _ if have < 2 => 2,
+                    [_, b1, ..] => client_header_len(b1),
+                };
+                if have >= need {
+                    self.have = 0;
+                    break 'whole (used, self.buf.get(..need).unwrap_or_default());
+                }
+                let Some(&b) = data.get(used) else {
+                    return (used, None);
+                };
+                if let Some(slot) = self.buf.get_mut(have) {
+                    *slot = b;
+                }
+                self.have += 1;
+                used += 1;
+                if self.have == 2 {
+                    // Fail fast on the first two bytes, before waiting for the rest.
+                    if let Err(code) = check_first_two(self.buf[0], self.buf[1]) {
+                        self.have = 0;
+                        return (used, Some(Err(code)));
+                    }
+                }
+            }
+        };
+        (used, Some(parse(header)))
     }
 }
 
@@ -237,6 +246,7 @@ fn check_first_two(b0: u8, b1: u8) -> Result<(), u16> {
 }
 
 /// Parses a whole header (`client_header_len` bytes, first two checked).
+#[inline(always)]
 fn parse(b: &[u8]) -> Result<FrameHeader, u16> {
     let [b0, b1, ..] = *b else {
         return Err(code::PROTOCOL_ERROR);
