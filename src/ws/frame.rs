@@ -446,6 +446,11 @@ impl Receiver {
         loop {
             if self.phase == Phase::Header {
                 let rest = data.get(pos..).unwrap_or_default();
+                if rest.is_empty() {
+                    // No header byte to take (a header is never complete before its
+                    // last byte is fed).
+                    return Ok(pos);
+                }
                 let (used, header) = self.header.feed(rest);
                 pos += used;
                 match header {
