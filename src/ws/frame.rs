@@ -304,19 +304,15 @@ pub trait FrameSink {
     fn control(&mut self, opcode: Opcode, payload: &[u8]) -> bool;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Header,
-    Payload,
-}
-
 /// The receiving half of one WebSocket connection.
 #[derive(Clone, Debug)]
 pub struct Receiver {
+    /// The next frame's header as far as it came; read while `remaining` is 0.
     header: HeaderParser,
-    phase: Phase,
     fin: bool,
     opcode: Opcode,
+    /// The current frame's payload bytes still to come; 0 between frames, when the
+    /// next header is read.
     remaining: u64,
     unmasker: Unmasker,
     /// A data message in progress (its kind), between its first and last frame.
@@ -351,7 +347,6 @@ impl Receiver {
     pub const fn new() -> Receiver {
         Receiver {
             header: HeaderParser::new(),
-            phase: Phase::Header,
             fin: false,
             opcode: Opcode::Continuation,
             remaining: 0,
@@ -444,7 +439,7 @@ impl Receiver {
             pos = n;
         }
         loop {
-            if self.phase == Phase::Header {
+            if self.remaining == 0 {
                 let rest = data.get(pos..).unwrap_or_default();
                 if rest.is_empty() {
                     // No header byte to take (a header is never complete before its
@@ -481,9 +476,6 @@ impl Receiver {
             };
             let short_ascii = self.unmasker.apply(chunk);
             self.remaining -= take as u64;
-            if self.remaining == 0 {
-                self.phase = Phase::Header;
-            }
             if self.opcode.is_control() {
                 // Control payloads are small (≤ 125 bytes) and kept whole.
                 if self.control.extend_from_slice(chunk).is_err() {
@@ -554,13 +546,11 @@ impl Receiver {
         self.opcode = h.opcode;
         self.remaining = h.len;
         self.unmasker = Unmasker::new(h.mask);
-        self.phase = Phase::Payload;
         Ok(())
     }
 
     /// A frame's payload is complete. Returns whether processing may go on.
     fn end_frame<S: FrameSink>(&mut self, sink: &mut S) -> Result<bool, u16> {
-        self.phase = Phase::Header;
         if self.opcode.is_control() {
             if self.opcode == Opcode::Close {
                 check_close_payload(&self.control)?;
