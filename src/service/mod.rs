@@ -1105,36 +1105,15 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             self.core.stats.rx_discarded += data.len() as u64;
             return data.len();
         };
-        let Some(&slot) = self.core.slots.get(i) else {
-            return data.len();
-        };
-        let n = match (self.core.rx.get(i), slot.owed) {
-            (_, Owed::Upgrade) => 0, // frames wait until the 101 response is out
-            (Some(RxState::Handshake(_)), _) if slot.state == ClientState::Connecting => {
-                let used = self.handshake(tcp, i, data);
-                if used < data.len()
-                    && matches!(self.core.rx.get(i), Some(RxState::Frames(_)))
-                    && self
-                        .core
-                        .slots
-                        .get(i)
-                        .is_some_and(|s| s.owed == Owed::Nothing)
-                {
-                    // Frames right behind the request (in the same segment).
-                    let rest = data.get_mut(used..).unwrap_or_default();
-                    used + self.frames(tcp, i, rest)
-                } else {
-                    used
-                }
+        let n = match (self.core.rx.get(i), self.core.slots.get(i)) {
+            // The usual case, frames from a connected client, with nothing else here to
+            // keep its code in registers: the rest is out of line.
+            (Some(RxState::Frames(_)), Some(slot))
+                if slot.owed != Owed::Upgrade && !slot.close_received =>
+            {
+                self.frames(tcp, i, data)
             }
-            // Nothing after the client's Close counts (§5.5.1).
-            (Some(RxState::Frames(_)), _) if !slot.close_received => self.frames(tcp, i, data),
-            // After a refusal or a page, after the client's Close, or a handshake the
-            // application closed: discarded.
-            _ => {
-                self.core.stats.rx_discarded += data.len() as u64;
-                data.len()
-            }
+            _ => self.data_before_frames(tcp, i, data),
         };
         self.finish_if_done(tcp, i);
         n
@@ -1339,6 +1318,42 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             }
             Err(code) => {
                 self.fail(tcp, i, code);
+                data.len()
+            }
+        }
+    }
+
+    /// Data from client `i` that `on_data` does not hand to the frame receiver: the
+    /// opening handshake (and frames right behind it), frames waiting for the 101
+    /// response, or bytes that are discarded.
+    #[inline(never)]
+    fn data_before_frames(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, data: &mut [u8]) -> usize {
+        let Some(&slot) = self.core.slots.get(i) else {
+            return data.len();
+        };
+        match (self.core.rx.get(i), slot.owed) {
+            (_, Owed::Upgrade) => 0, // frames wait until the 101 response is out
+            (Some(RxState::Handshake(_)), _) if slot.state == ClientState::Connecting => {
+                let used = self.handshake(tcp, i, data);
+                if used < data.len()
+                    && matches!(self.core.rx.get(i), Some(RxState::Frames(_)))
+                    && self
+                        .core
+                        .slots
+                        .get(i)
+                        .is_some_and(|s| s.owed == Owed::Nothing)
+                {
+                    // Frames right behind the request (in the same segment).
+                    let rest = data.get_mut(used..).unwrap_or_default();
+                    used + self.frames(tcp, i, rest)
+                } else {
+                    used
+                }
+            }
+            // After a refusal or a page, after the client's Close (nothing after it
+            // counts, §5.5.1), or a handshake the application closed: discarded.
+            _ => {
+                self.core.stats.rx_discarded += data.len() as u64;
                 data.len()
             }
         }
