@@ -1399,7 +1399,9 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
 
     /// Once both Close frames are through (or ours after a failure), the server closes
     /// TCP first (§7.1.1) and the client is gone: its slot is free at once, while TCP
-    /// finishes the close on its own.
+    /// finishes the close on its own. Inlined: after every segment's data, where the
+    /// client's slot is at hand.
+    #[inline(always)]
     fn finish_if_done(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
         let Some(&slot) = self.core.slots.get(i) else {
             return;
