@@ -636,6 +636,11 @@ struct Sink<'s, 'c, 'a, 'm, H> {
     ctx: &'s mut Ctx<'c, 'a, 'm>,
     handler: &'s mut Option<H>,
     client: ClientId,
+    /// The client's Close is in (or TCP closed, or the connection failed): data is no
+    /// longer handed to the application (§5.5.1). Read from the slot once per call of
+    /// the receiver: during one, only the Close frame sets it, and the receiver reads
+    /// nothing after that.
+    after_close: bool,
 }
 
 impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
@@ -646,12 +651,7 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
         first: bool,
         last: bool,
     ) -> Option<usize> {
-        if self
-            .ctx
-            .slots
-            .get(self.client.index())
-            .is_some_and(|s| s.close_received)
-        {
+        if self.after_close {
             return Some(chunk.len()); // nothing after the client's Close counts
         }
         let n = match self.handler.as_mut() {
@@ -1111,7 +1111,7 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             (Some(RxState::Frames(_)), Some(slot))
                 if slot.owed != Owed::Upgrade && !slot.close_received =>
             {
-                self.frames(tcp, i, data)
+                self.receive(tcp, i, data, false)
             }
             _ => self.data_before_frames(tcp, i, data),
         };
@@ -1293,6 +1293,19 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
 
     /// Frames: the receiver, in place.
     fn frames(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, data: &mut [u8]) -> usize {
+        let after_close = self.core.slots.get(i).is_some_and(|s| s.close_received);
+        self.receive(tcp, i, data, after_close)
+    }
+
+    /// `frames`, for a client whose Close is in or not (`after_close`: the caller has
+    /// its slot at hand).
+    fn receive(
+        &mut self,
+        tcp: &mut TcpApi<'_, '_>,
+        i: usize,
+        data: &mut [u8],
+        after_close: bool,
+    ) -> usize {
         let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
         let Some(RxState::Frames(receiver)) = rx.get_mut(i) else {
             return data.len();
@@ -1301,6 +1314,7 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             ctx: &mut ctx,
             handler: self.handler,
             client: ClientId(i as u8),
+            after_close,
         };
         match receiver.process(data, &mut sink) {
             Ok(n) => {
