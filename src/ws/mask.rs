@@ -99,29 +99,8 @@ pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) -> bool {
         }
         (tail, seen)
     } else {
-        // SAFETY: every bit pattern is a valid u32 and a valid u8; `align_to_mut` only
-        // reinterprets the aligned middle of the slice, head and tail stay bytes.
-        let (head, words, tail) = unsafe { data.align_to_mut::<u32>() };
-        for b in head {
-            *b ^= k as u8;
-            k = k.rotate_right(8);
-        }
-        let m = u32::from_ne_bytes(k.to_le_bytes());
-        let (blocks, words) = words.as_chunks_mut::<32>();
-        for block in blocks {
-            xor_block(block, m);
-        }
-        // Up to 31 words are left: four at a time, then one at a time.
-        let (quads, words) = words.as_chunks_mut::<4>();
-        for [a, b, c, d] in quads {
-            *a ^= m;
-            *b ^= m;
-            *c ^= m;
-            *d ^= m;
-        }
-        for w in words {
-            *w ^= m;
-        }
+        let (tail, rotated) = xor_aligned(k, data);
+        k = rotated;
         (tail, HIGH)
     };
     for b in tail {
@@ -130,6 +109,40 @@ pub fn apply_mask(key: [u8; 4], phase: usize, data: &mut [u8]) -> bool {
         k = k.rotate_right(8);
     }
     seen & HIGH == 0
+}
+
+/// XORs a piece of [`SHORT`] bytes or more but its last 0 to 3 bytes with `k` as in
+/// [`apply_mask`]: its head a byte at a time, then its aligned middle a word at a time.
+/// Returns those last bytes and the key rotated to them.
+///
+/// Out of line: its constants and loops stay out of the code that calls `apply_mask`
+/// for a short piece (a small message's whole payload).
+#[inline(never)]
+fn xor_aligned(mut k: u32, data: &mut [u8]) -> (&mut [u8], u32) {
+    // SAFETY: every bit pattern is a valid u32 and a valid u8; `align_to_mut` only
+    // reinterprets the aligned middle of the slice, head and tail stay bytes.
+    let (head, words, tail) = unsafe { data.align_to_mut::<u32>() };
+    for b in head {
+        *b ^= k as u8;
+        k = k.rotate_right(8);
+    }
+    let m = u32::from_ne_bytes(k.to_le_bytes());
+    let (blocks, words) = words.as_chunks_mut::<32>();
+    for block in blocks {
+        xor_block(block, m);
+    }
+    // Up to 31 words are left: four at a time, then one at a time.
+    let (quads, words) = words.as_chunks_mut::<4>();
+    for [a, b, c, d] in quads {
+        *a ^= m;
+        *b ^= m;
+        *c ^= m;
+        *d ^= m;
+    }
+    for w in words {
+        *w ^= m;
+    }
+    (tail, k)
 }
 
 /// Below this many bytes a piece is XORed four bytes at a time from where it starts, at
