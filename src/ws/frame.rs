@@ -321,19 +321,30 @@ pub struct Receiver {
     started: bool,
     utf8: Utf8Validator,
     control: heapless::Vec<u8, 125>,
-    /// A control frame complete and waiting for the sink to accept it.
-    control_ready: bool,
-    /// An empty data frame's message start or end, waiting for the sink to accept it.
-    marker_ready: bool,
     /// Bytes at the head of the next input that were unmasked and validated already
     /// but not taken by the sink.
     carried: usize,
     /// Those bytes end the message.
     carried_last: bool,
-    /// The connection was failed; input is discarded.
-    failed: bool,
+    /// What holds new input back, if anything: one test on the way in.
+    hold: Hold,
+}
+
+/// What holds a receiver's new input back. These exclude each other: the receiver stops
+/// at a control frame or marker the sink does not take, and at the client's Close or a
+/// failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Nothing: input is decoded.
+    Nothing,
+    /// A control frame is complete and waiting for the sink to accept it.
+    Control,
+    /// An empty data frame's message start or end is waiting for the sink to accept it.
+    Marker,
     /// The client's Close was handed over: what follows it is not read (§5.5.1).
-    closed: bool,
+    Closed,
+    /// The connection was failed; input is discarded.
+    Failed,
 }
 
 impl Default for Receiver {
@@ -355,24 +366,21 @@ impl Receiver {
             started: false,
             utf8: Utf8Validator::new(),
             control: heapless::Vec::new(),
-            control_ready: false,
-            marker_ready: false,
             carried: 0,
             carried_last: false,
-            failed: false,
-            closed: false,
+            hold: Hold::Nothing,
         }
     }
 
     /// Whether the connection was failed (input is then ignored).
     pub fn failed(&self) -> bool {
-        self.failed
+        self.hold == Hold::Failed
     }
 
     /// Whether a control frame or a message boundary is waiting for the sink: call
     /// [`Receiver::process`] again (with no input, if none came) once it can take it.
     pub fn has_pending(&self) -> bool {
-        self.control_ready || self.marker_ready
+        matches!(self.hold, Hold::Control | Hold::Marker)
     }
 
     /// Whether a data message is in progress.
@@ -381,7 +389,7 @@ impl Receiver {
     }
 
     fn fail(&mut self, code: u16) -> Result<usize, u16> {
-        self.failed = true;
+        self.hold = Hold::Failed;
         Err(code)
     }
 
@@ -389,29 +397,28 @@ impl Receiver {
     /// again, from its first byte, once the sink can take more), or the close code that
     /// fails the connection (§7.1.7).
     pub fn process<S: FrameSink>(&mut self, data: &mut [u8], sink: &mut S) -> Result<usize, u16> {
-        if self.failed {
-            return Ok(data.len());
-        }
-        if self.closed {
-            // Discarded (the service stops calling once the client's Close is in).
-            return Ok(data.len());
-        }
-        if self.control_ready {
-            if !sink.control(self.opcode, &self.control) {
-                return Ok(0);
+        if self.hold != Hold::Nothing {
+            if matches!(self.hold, Hold::Failed | Hold::Closed) {
+                // Discarded (the service stops calling once the client's Close is in).
+                return Ok(data.len());
             }
-            self.control_ready = false;
-            self.control.clear();
-            if self.opcode == Opcode::Close {
-                self.closed = true;
-                return Ok(0);
+            if self.hold == Hold::Control {
+                if !sink.control(self.opcode, &self.control) {
+                    return Ok(0);
+                }
+                self.hold = Hold::Nothing;
+                self.control.clear();
+                if self.opcode == Opcode::Close {
+                    self.hold = Hold::Closed;
+                    return Ok(0);
+                }
             }
-        }
-        if self.marker_ready {
-            if !self.offer_marker(sink) {
-                return Ok(0);
+            if self.hold == Hold::Marker {
+                if !self.offer_marker(sink) {
+                    return Ok(0);
+                }
+                self.hold = Hold::Nothing;
             }
-            self.marker_ready = false;
         }
         let mut pos = 0;
         if self.carried > 0 {
@@ -556,12 +563,12 @@ impl Receiver {
                 check_close_payload(&self.control)?;
             }
             if !sink.control(self.opcode, &self.control) {
-                self.control_ready = true;
+                self.hold = Hold::Control;
                 return Ok(false);
             }
             self.control.clear();
             if self.opcode == Opcode::Close {
-                self.closed = true;
+                self.hold = Hold::Closed;
                 return Ok(false);
             }
             return Ok(true);
@@ -573,7 +580,7 @@ impl Receiver {
             return Err(code::INVALID_PAYLOAD);
         }
         if !self.offer_marker(sink) {
-            self.marker_ready = true;
+            self.hold = Hold::Marker;
             return Ok(false);
         }
         Ok(true)
