@@ -248,31 +248,31 @@ fn check_first_two(b0: u8, b1: u8) -> Result<(), u16> {
 /// Parses a whole header (`client_header_len` bytes, first two checked).
 #[inline(always)]
 fn parse(b: &[u8]) -> Result<FrameHeader, u16> {
-    let [b0, b1, ..] = *b else {
+    let [b0, b1, ref rest @ ..] = *b else {
         return Err(code::PROTOCOL_ERROR);
     };
     let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
-    let (len, at) = match (b1 & 0x7F, b.get(2..)) {
+    // The length, and the bytes after it: the masking key.
+    let (len, key) = match (b1 & 0x7F, rest) {
         // The length in the fewest bytes (§5.2: "the minimal number of bytes MUST be
         // used"); a longer encoding fails the connection.
-        (126, Some(&[l0, l1, ..])) => match u16::from_be_bytes([l0, l1]) {
+        (126, [l0, l1, key @ ..]) => match u16::from_be_bytes([*l0, *l1]) {
             l if l < 126 => return Err(code::PROTOCOL_ERROR),
-            l => (l as u64, 4),
+            l => (l as u64, key),
         },
-        (127, Some(&[l0, l1, l2, l3, l4, l5, l6, l7, ..])) => {
-            let l = u64::from_be_bytes([l0, l1, l2, l3, l4, l5, l6, l7]);
+        (127, [l0, l1, l2, l3, l4, l5, l6, l7, key @ ..]) => {
+            let l = u64::from_be_bytes([*l0, *l1, *l2, *l3, *l4, *l5, *l6, *l7]);
             // The most significant bit must be 0 (§5.2).
             if l >> 63 != 0 || l <= 0xFFFF {
                 return Err(code::PROTOCOL_ERROR);
             }
-            (l, 10)
+            (l, key)
         }
         (126 | 127, _) => return Err(code::PROTOCOL_ERROR),
-        (l, _) => (l as u64, 2),
+        (l, key) => (l as u64, key),
     };
-    let mask = match b.get(at..at + 4) {
-        Some(&[m0, m1, m2, m3]) => [m0, m1, m2, m3],
-        _ => return Err(code::PROTOCOL_ERROR),
+    let Some(&mask) = key.first_chunk::<4>() else {
+        return Err(code::PROTOCOL_ERROR);
     };
     Ok(FrameHeader {
         fin: b0 & 0x80 != 0,
@@ -447,12 +447,11 @@ impl Receiver {
         }
         loop {
             if self.remaining == 0 {
-                let rest = data.get(pos..).unwrap_or_default();
-                if rest.is_empty() {
+                let Some(rest @ [_, ..]) = data.get(pos..) else {
                     // No header byte to take (a header is never complete before its
                     // last byte is fed).
                     return Ok(pos);
-                }
+                };
                 let (used, header) = self.header.feed(rest);
                 pos += used;
                 match header {
