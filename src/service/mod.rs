@@ -1106,8 +1106,9 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             return data.len();
         };
         let n = match (self.core.rx.get(i), self.core.slots.get(i)) {
-            // The usual case, frames from a connected client, with nothing else here to
-            // keep its code in registers: the rest is out of line.
+            // The usual case first: a connected client's frames. The handshake and the
+            // discards are out of line (`data_before_frames`), so this path does not
+            // save and restore the registers they use.
             (Some(RxState::Frames(_)), Some(slot))
                 if slot.owed != Owed::Upgrade && !slot.close_received =>
             {
@@ -1297,8 +1298,8 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         self.receive(tcp, i, data, after_close)
     }
 
-    /// `frames`, for a client whose Close is in or not (`after_close`: the caller has
-    /// its slot at hand).
+    /// What `frames` does, told whether the client's Close is in by a caller that has
+    /// the client's slot at hand.
     fn receive(
         &mut self,
         tcp: &mut TcpApi<'_, '_>,
