@@ -416,7 +416,7 @@ fn handle_arp(
     }
     let sent = send_arp(
         api.tx,
-        &link,
+        link,
         arp::OP_REPLY,
         sender_mac,
         sender_mac,
