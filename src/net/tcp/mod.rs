@@ -1694,6 +1694,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
 
         // Our FIN acknowledged?
         let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq(), ack);
+        let want_write = c.flags.contains(ConnFlags::WANT_WRITE);
         match c.state {
             State::FinWait1 if fin_acked => {
                 c.state = State::FinWait2;
@@ -1719,7 +1720,12 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             }
             _ => {}
         }
-        self.notify_writable(handler, i);
+        // The flag tested here, not only in the call: most ACKs find it clear, and skip
+        // the call (as the timers do). Read before the match: the one arm that calls
+        // the layer above leaves TIME-WAIT, where there is no room to notify of.
+        if want_write {
+            self.notify_writable(handler, i);
+        }
         true
     }
 
