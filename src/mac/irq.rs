@@ -43,66 +43,92 @@ pub struct IrqCounts {
     pub tx_bus_error: u32,
 }
 
-#[derive(Clone, Copy, Default)]
+/// The events and counts, a cell each: every interrupt updates the events and its own
+/// count, the error counts only when an error is pending (one `Cell` of the whole log was
+/// read and written back whole, 7 words each way, on every interrupt).
 struct Log {
-    events: u32,
-    counts: IrqCounts,
+    events: Cell<u32>,
+    interrupts: Cell<u32>,
+    errors: Cell<Errors>,
 }
+
+/// The counts of [`IrqCounts`] but `interrupts`.
+#[derive(Clone, Copy)]
+struct Errors {
+    rx_no_descriptor: u32,
+    rx_fifo_overflow: u32,
+    tx_abort: u32,
+    rx_bus_error: u32,
+    tx_bus_error: u32,
+}
+
+/// The sources counted in [`IrqCounts`] besides the interrupts themselves.
+const COUNTED: Irq = Irq::RXBUFNA
+    .union(Irq::RXOVFLW)
+    .union(Irq::TXABORT)
+    .union(Irq::RXBUSE)
+    .union(Irq::TXBUSE);
 
 /// State shared between the interrupt and the poll loop.
 pub struct IrqShared {
-    log: Mutex<Cell<Log>>,
+    log: Mutex<Log>,
 }
 
 impl IrqShared {
     /// An empty log, for a `static`.
     pub const fn new() -> Self {
         IrqShared {
-            log: Mutex::new(Cell::new(Log {
-                events: 0,
-                counts: IrqCounts {
-                    interrupts: 0,
+            log: Mutex::new(Log {
+                events: Cell::new(0),
+                interrupts: Cell::new(0),
+                errors: Cell::new(Errors {
                     rx_no_descriptor: 0,
                     rx_fifo_overflow: 0,
                     tx_abort: 0,
                     rx_bus_error: 0,
                     tx_bus_error: 0,
-                },
-            })),
+                }),
+            }),
         }
     }
 
     fn record(&self, pending: Irq, from_vector: bool) {
         critical_section::with(|cs| {
-            let cell = self.log.borrow(cs);
-            let mut log = cell.get();
-            log.events |= pending.bits();
-            let c = &mut log.counts;
-            c.interrupts += from_vector as u32;
-            c.rx_no_descriptor += pending.contains(Irq::RXBUFNA) as u32;
-            c.rx_fifo_overflow += pending.contains(Irq::RXOVFLW) as u32;
-            c.tx_abort += pending.contains(Irq::TXABORT) as u32;
-            c.rx_bus_error += pending.contains(Irq::RXBUSE) as u32;
-            c.tx_bus_error += pending.contains(Irq::TXBUSE) as u32;
-            cell.set(log);
+            let log = self.log.borrow(cs);
+            log.events.set(log.events.get() | pending.bits());
+            log.interrupts
+                .set(log.interrupts.get() + from_vector as u32);
+            if pending.intersects(COUNTED) {
+                let mut c = log.errors.get();
+                c.rx_no_descriptor += pending.contains(Irq::RXBUFNA) as u32;
+                c.rx_fifo_overflow += pending.contains(Irq::RXOVFLW) as u32;
+                c.tx_abort += pending.contains(Irq::TXABORT) as u32;
+                c.rx_bus_error += pending.contains(Irq::RXBUSE) as u32;
+                c.tx_bus_error += pending.contains(Irq::TXBUSE) as u32;
+                log.errors.set(c);
+            }
         });
     }
 
     /// Takes the events recorded since the last call.
     pub(crate) fn take_events(&self) -> Irq {
-        critical_section::with(|cs| {
-            let cell = self.log.borrow(cs);
-            let mut log = cell.get();
-            let e = Irq::from_bits_retain(log.events);
-            log.events = 0;
-            cell.set(log);
-            e
-        })
+        critical_section::with(|cs| Irq::from_bits_retain(self.log.borrow(cs).events.replace(0)))
     }
 
     /// The counts so far.
     pub fn counts(&self) -> IrqCounts {
-        critical_section::with(|cs| self.log.borrow(cs).get().counts)
+        critical_section::with(|cs| {
+            let log = self.log.borrow(cs);
+            let e = log.errors.get();
+            IrqCounts {
+                interrupts: log.interrupts.get(),
+                rx_no_descriptor: e.rx_no_descriptor,
+                rx_fifo_overflow: e.rx_fifo_overflow,
+                tx_abort: e.tx_abort,
+                rx_bus_error: e.rx_bus_error,
+                tx_bus_error: e.tx_bus_error,
+            }
+        })
     }
 }
 
