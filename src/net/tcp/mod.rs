@@ -1138,6 +1138,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// A segment for the listening port with no connection (§3.10.7.2).
+    ///
+    /// Not inlined in [`input`](Self::input), and so in the interface's receive loop:
+    /// the constants and registers of the SYN and cookie paths were set up there for
+    /// every frame, at a cost to each data segment above what the call costs a SYN.
+    #[inline(never)]
     fn listen<H: TcpHandler>(
         &mut self,
         handler: &mut H,
