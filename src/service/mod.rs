@@ -1121,24 +1121,31 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
     }
 
     fn on_event(&mut self, tcp: &mut TcpApi<'_, '_>, conn: ConnId, event: TcpEvent) {
-        let now = tcp.now();
+        if event == TcpEvent::Connected {
+            self.connected(tcp, conn);
+            return;
+        }
+        // Every other event is about a client's connection: found once, here.
+        let Some(i) = self.slot_of(conn) else {
+            if event == TcpEvent::PeerClosed {
+                // A connection refused with 503, or a client already gone.
+                tcp.close(conn);
+            }
+            return;
+        };
         match event {
-            TcpEvent::Connected => self.connected(tcp, conn),
+            TcpEvent::Connected => {} // taken above
             TcpEvent::PeerClosed => {
-                let Some(i) = self.slot_of(conn) else {
-                    tcp.close(conn);
-                    return;
-                };
                 // What the receiver holds back (a Close waiting for room to be echoed)
                 // goes first: it came before the FIN.
                 if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
                     self.frames(tcp, i, &mut []);
                 }
+                let now = tcp.now();
                 self.peer_closed(tcp, i, conn, now);
                 self.finish_if_done(tcp, i);
             }
             TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => {
-                let Some(i) = self.slot_of(conn) else { return };
                 let error = match event {
                     TcpEvent::Reset => Some(ErrorKind::Reset),
                     TcpEvent::TimedOut => Some(ErrorKind::TcpTimeout),
@@ -1147,7 +1154,6 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
                 self.release(tcp, i, error);
             }
             TcpEvent::Writable => {
-                let Some(i) = self.slot_of(conn) else { return };
                 self.pay(tcp, i);
                 let (mut ctx, _, _) = Self::ctx(self.core, tcp);
                 if ctx
