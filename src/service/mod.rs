@@ -481,10 +481,7 @@ impl Ctx<'_, '_, '_> {
         }
         slot.state = ClientState::Closing;
         slot.since = now;
-        match send_control(self.tcp, conn, Opcode::Close, &code.to_be_bytes(), reason) {
-            Ok(()) => slot.close_sent = true,
-            Err(_) => slot.owed = Owed::Close(code),
-        }
+        send_close(self.tcp, conn, slot, code, reason);
         Ok(())
     }
 
@@ -591,6 +588,20 @@ fn send_control(
         Ok(_) => Err(SendError::WouldBlock),
         Err(TcpSendError::WouldBlock) => Err(SendError::WouldBlock),
         Err(TcpSendError::NotConnected) => Err(SendError::NotConnected),
+    }
+}
+
+/// Sends our Close frame (§5.5.1) with `code` (0: an empty body, §7.1.5) and `reason`;
+/// if TCP has no room now, the Close is owed (without its reason) and `pay` sends it.
+fn send_close(tcp: &mut TcpApi<'_, '_>, conn: ConnId, slot: &mut Slot, code: u16, reason: &[u8]) {
+    let bytes = code.to_be_bytes();
+    let head: &[u8] = if code == 0 { &[] } else { &bytes };
+    match send_control(tcp, conn, Opcode::Close, head, reason) {
+        Ok(()) => {
+            slot.close_sent = true;
+            slot.owed = Owed::Nothing;
+        }
+        Err(_) => slot.owed = Owed::Close(code),
     }
 }
 
@@ -705,15 +716,7 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                             Owed::Close(c) => c,
                             _ => code.unwrap_or(0),
                         };
-                        let bytes = answer.to_be_bytes();
-                        let body: &[u8] = if answer == 0 { &[] } else { &bytes };
-                        match send_control(self.ctx.tcp, conn, Opcode::Close, body, &[]) {
-                            Ok(()) => {
-                                s.close_sent = true;
-                                s.owed = Owed::Nothing;
-                            }
-                            Err(_) => s.owed = Owed::Close(answer),
-                        }
+                        send_close(self.ctx.tcp, conn, s, answer, &[]);
                     }
                 }
                 // Once our Close is out, the closing handshake is complete: TCP is closed
@@ -776,14 +779,8 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(conn) = slot.conn else { return };
         let was_closing = slot.close_sent || slot.state == ClientState::Closing;
         if !slot.close_sent {
-            match send_control(ctx.tcp, conn, Opcode::Close, &code.to_be_bytes(), &[]) {
-                Ok(()) => {
-                    slot.close_sent = true;
-                    slot.owed = Owed::Nothing;
-                }
-                // No room: owed, and TCP closes after it (`pay`).
-                Err(_) => slot.owed = Owed::Close(code),
-            }
+            // If there is no room, it is owed, and TCP closes after it (`pay`).
+            send_close(ctx.tcp, conn, slot, code, &[]);
         }
         // Nothing more is read from this client: TCP closes as soon as our Close is out
         // (§7.1.7), without waiting for the client's.
@@ -1390,18 +1387,8 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             Owed::Nothing => {}
             Owed::Response { .. } => pay_response(&mut ctx, i),
             Owed::Close(code) => {
-                if let Some(conn) = slot.conn {
-                    let body = if code == 0 {
-                        [0u8; 0].as_slice()
-                    } else {
-                        &code.to_be_bytes()
-                    };
-                    if send_control(ctx.tcp, conn, Opcode::Close, body, &[]).is_ok()
-                        && let Some(s) = ctx.slots.get_mut(i)
-                    {
-                        s.owed = Owed::Nothing;
-                        s.close_sent = true;
-                    }
+                if let (Some(conn), Some(s)) = (slot.conn, ctx.slots.get_mut(i)) {
+                    send_close(ctx.tcp, conn, s, code, &[]);
                 }
             }
             Owed::Upgrade => {
