@@ -23,7 +23,7 @@ use crate::net::Interface;
 use crate::net::tcp::{ConnId, SendError as TcpSendError, TcpApi, TcpEvent, TcpHandler};
 use crate::time::Instant;
 use crate::ws::frame::{self, FrameSink, MessageKind, Opcode, Receiver, code, header_len};
-use crate::ws::handshake::{self, HandshakeConfig, Progress, RequestParser, Status};
+use crate::ws::handshake::{self, HandshakeConfig, Progress, Request, RequestParser, Status};
 
 pub mod assembly;
 
@@ -805,7 +805,12 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(RxState::Handshake(parser)) = rx.get_mut(i) else {
             return;
         };
-        match send_upgrade(&mut ctx, i, parser, config) {
+        let request = parser.request();
+        let proto = request
+            .subprotocol
+            .and_then(|p| config.handshake.subprotocols.get(p as usize))
+            .copied();
+        match send_upgrade(&mut ctx, i, request, proto) {
             Head::Sent => {}
             Head::NoRoom => return, // stays owed; retried on Writable and from the timers
             Head::TooLong => {
@@ -820,11 +825,6 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             s.state = ClientState::Connected;
             s.last_rx = now;
         }
-        let request = parser.request();
-        let proto = request
-            .subprotocol
-            .and_then(|p| config.handshake.subprotocols.get(p as usize))
-            .copied();
         // The path is lent from the parser (the handler cannot reach the receive state,
         // so nothing replaces it meanwhile); then frames begin.
         emit(
@@ -914,13 +914,13 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
     }
 }
 
-/// Sends the 101 response for the request the client's parser holds: `Head::NoRoom` if
+/// Sends the 101 response to `request`, with the subprotocol chosen: `Head::NoRoom` if
 /// TCP has no room now (it stays owed), `Head::TooLong` if it cannot be built.
 fn send_upgrade(
     ctx: &mut Ctx<'_, '_, '_>,
     i: usize,
-    parser: &RequestParser,
-    config: &WssConfig,
+    request: &Request,
+    subprotocol: Option<&str>,
 ) -> Head {
     let Some(conn) = ctx.slots.get(i).and_then(|s| s.conn) else {
         return Head::TooLong;
@@ -930,21 +930,16 @@ fn send_upgrade(
         ctx.tcp.want_write(conn);
         return Head::NoRoom;
     }
-    let request = parser.request();
     let Some(key) = request.key else {
         return Head::TooLong;
     };
     let accept = handshake::accept_key(&key);
-    let proto = request
-        .subprotocol
-        .and_then(|p| config.handshake.subprotocols.get(p as usize))
-        .copied();
     send_head(
         ctx.tcp,
         conn,
         Status::SwitchingProtocols,
         Some(&accept),
-        proto,
+        subprotocol,
         None,
         0,
     )
