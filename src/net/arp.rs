@@ -128,10 +128,17 @@ impl ArpCache {
 
     /// The Ethernet address of `ip`, if known.
     pub fn lookup(&self, ip: [u8; 4]) -> Option<[u8; 6]> {
+        self.get(ip).copied()
+    }
+
+    /// The Ethernet address of `ip`, if known, where the cache holds it: a reference
+    /// costs no copy of the address through a temporary (an `Option<[u8; 6]>` is moved
+    /// byte by byte).
+    pub fn get(&self, ip: [u8; 4]) -> Option<&[u8; 6]> {
         self.entries
             .iter()
             .flatten()
             .find(|e| e.0 == ip)
-            .map(|e| e.1)
+            .map(|e| &e.1)
     }
 }

@@ -30,11 +30,13 @@ impl<'a> EthernetFrame<'a> {
         [h[0], h[1], h[2], h[3], h[4], h[5]]
     }
 
-    /// Source address.
+    /// Source address, in place in the header (the header stays borrowed while the
+    /// payload is worked on, so the address need not be copied out for a frame that never
+    /// uses it).
     #[inline]
-    pub fn src(&self) -> [u8; 6] {
-        let h = self.header;
-        [h[6], h[7], h[8], h[9], h[10], h[11]]
+    pub fn src(&self) -> &'a [u8; 6] {
+        let [_, _, _, _, _, _, src @ .., _, _] = self.header;
+        src
     }
 
     /// EtherType.

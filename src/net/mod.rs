@@ -366,7 +366,7 @@ fn handle_frame<H: TcpHandler>(
     let src_mac = eth.src();
     match eth.ethertype() {
         ethernet::ETHERTYPE_ARP => {
-            handle_arp(eth.into_payload(), src_mac, api, arp, stats);
+            handle_arp(eth.into_payload(), api, arp, stats);
             Verdict::Done
         }
         ethernet::ETHERTYPE_IPV4 => handle_ipv4(
@@ -385,13 +385,7 @@ fn handle_frame<H: TcpHandler>(
     }
 }
 
-fn handle_arp(
-    payload: &[u8],
-    _src_mac: [u8; 6],
-    api: &mut TcpApi<'_, '_>,
-    arp: &mut ArpCache,
-    stats: &mut NetStats,
-) {
+fn handle_arp(payload: &[u8], api: &mut TcpApi<'_, '_>, arp: &mut ArpCache, stats: &mut NetStats) {
     stats.arp_rx += 1;
     let Ok(p) = ArpPacket::new_checked(payload) else {
         stats.arp_malformed += 1;
@@ -404,8 +398,8 @@ fn handle_arp(
     // frames is not covered by any checksum past the FCS, so it is never trusted.
     let for_us = p.target_ip() == link.ip.address;
     let usable = link.ip.on_link(sender_ip) && sender_ip != [0; 4] && sender_ip != link.ip.address;
-    if usable && (for_us || arp.lookup(sender_ip).is_some()) {
-        if arp.lookup(sender_ip) != Some(sender_mac) {
+    if usable && (for_us || arp.get(sender_ip).is_some()) {
+        if arp.get(sender_ip) != Some(&sender_mac) {
             api.neighbour_changed(sender_ip, sender_mac);
         }
         arp.learn(sender_ip, sender_mac, api.now);
@@ -431,9 +425,9 @@ fn handle_arp(
 
 fn handle_ipv4<H: TcpHandler>(
     payload: &mut [u8],
-    src_mac: [u8; 6],
+    src_mac: &[u8; 6],
     api: &mut TcpApi<'_, '_>,
-    arp: &mut ArpCache,
+    arp: &ArpCache,
     stats: &mut NetStats,
     handler: &mut H,
     keep_possible: bool,
@@ -465,8 +459,10 @@ fn handle_ipv4<H: TcpHandler>(
         return Verdict::Done;
     }
     // Replies go to the next hop's address as ARP knows it; the frame's source address is
-    // only a fallback for a neighbour ARP has not told us about.
-    let peer_mac = arp.lookup(link.ip.next_hop(src)).unwrap_or(src_mac);
+    // only a fallback for a neighbour ARP has not told us about. Either is passed on where
+    // it is, in the cache or in the frame's header: most segments belong to a connection,
+    // which keeps its peer's address, and never read it.
+    let peer_mac = arp.get(link.ip.next_hop(src)).unwrap_or(src_mac);
     let header_len = pkt.header_len();
     let body = pkt.into_payload();
     match proto {
@@ -496,7 +492,7 @@ fn handle_ipv4<H: TcpHandler>(
 
 fn handle_icmp(
     msg: &[u8],
-    src_mac: [u8; 6],
+    src_mac: &[u8; 6],
     src: [u8; 4],
     dst: [u8; 4],
     api: &mut TcpApi<'_, '_>,
@@ -525,7 +521,7 @@ fn handle_icmp(
     }
     let id = api.next_ip_id();
     let sent = send_frame(api.tx, |f| {
-        let ip = ethernet::emit(f, src_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
+        let ip = ethernet::emit(f, *src_mac, link.mac, ethernet::ETHERTYPE_IPV4)?;
         let body = ipv4::emit(ip, link.ip.address, src, ipv4::PROTO_ICMP, msg.len(), id)?;
         let reply = body.get_mut(..msg.len())?;
         crate::copy::copy(reply, msg);

@@ -932,7 +932,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// The RST answering a segment that has no connection (RFC 9293 §3.10.7.1).
-    fn reset_for(&mut self, mac: [u8; 6], ip: [u8; 4], seg: &SegmentInfo) {
+    fn reset_for(&mut self, mac: &[u8; 6], ip: [u8; 4], seg: &SegmentInfo) {
         if seg.flags.contains(Flags::RST) || !self.rate_ok() {
             return;
         }
@@ -957,7 +957,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             mss: None,
             sack_permitted: false,
         };
-        self.emit(mac, ip, &hdr);
+        self.emit(*mac, ip, &hdr);
     }
 
     fn challenge_ack(&mut self, i: usize) {
@@ -1102,7 +1102,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     pub(crate) fn input<H: TcpHandler>(
         &mut self,
         handler: &mut H,
-        src_mac: [u8; 6],
+        src_mac: &[u8; 6],
         src_ip: [u8; 4],
         dst_ip: [u8; 4],
         seg: &mut [u8],
@@ -1146,7 +1146,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     fn listen<H: TcpHandler>(
         &mut self,
         handler: &mut H,
-        mac: [u8; 6],
+        mac: &[u8; 6],
         ip: [u8; 4],
         seg: &SegmentInfo,
         raw: &mut [u8],
@@ -1249,7 +1249,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                     self.initial_window(),
                 );
                 hdr.mss = Some(OUR_MSS);
-                self.emit(mac, ip, &hdr);
+                self.emit(*mac, ip, &hdr);
             }
         }
         Verdict::Done
@@ -1321,7 +1321,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     fn open(
         &mut self,
         i: usize,
-        mac: [u8; 6],
+        mac: &[u8; 6],
         ip: [u8; 4],
         port: u16,
         iss: u32,
@@ -1336,7 +1336,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         *c = Conn {
             state: State::SynReceived,
             generation: c.generation,
-            remote_mac: mac,
+            remote_mac: *mac,
             remote_ip: ip,
             remote_port: port,
             snd_una: iss,
@@ -1376,7 +1376,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         &mut self,
         handler: &mut H,
         i: usize,
-        mac: [u8; 6],
+        mac: &[u8; 6],
         seg: &SegmentInfo,
         raw: &mut [u8],
         keep_possible: bool,
