@@ -541,7 +541,9 @@ fn send_frame(
     tail: &[u8],
 ) -> Result<usize, TcpSendError> {
     let len = head.len() + tail.len();
-    tcp.send_more(conn, header_len(len) + len, |buf| {
+    // `move`: the writer holds the frame's fields itself, rather than pointers to them
+    // in this function's frame.
+    tcp.send_more(conn, header_len(len) + len, move |buf| {
         write_frame(buf, fin, opcode, head, tail)
     })
 }

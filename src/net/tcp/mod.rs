@@ -403,21 +403,18 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     }
 
     /// Sends up to `max` bytes: `write` fills the payload area of a TX frame (at most the
-    /// room available) and returns how many bytes it wrote. The segment is retained until
-    /// acknowledged. Returns the bytes sent.
+    /// room available) and returns how many bytes it wrote; it is called at most once. The
+    /// segment is retained until acknowledged. Returns the bytes sent.
+    ///
+    /// `FnMut` rather than `FnOnce`: `send_dyn` takes it as it is, where a `FnOnce` needed
+    /// an `Option`-taking wrapper, a function of its own on every send.
     pub fn send(
         &mut self,
         id: ConnId,
         max: usize,
-        write: impl FnOnce(&mut [u8]) -> usize,
+        mut write: impl FnMut(&mut [u8]) -> usize,
     ) -> Result<usize, SendError> {
-        let mut write = Some(write);
-        self.send_dyn(
-            id,
-            max,
-            &mut |area| write.take().map_or(0, |w| w(area)),
-            true,
-        )
+        self.send_dyn(id, max, &mut write, true)
     }
 
     /// As [`send`](Self::send), but the segment is held back ("corked") until
@@ -428,15 +425,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         &mut self,
         id: ConnId,
         max: usize,
-        write: impl FnOnce(&mut [u8]) -> usize,
+        mut write: impl FnMut(&mut [u8]) -> usize,
     ) -> Result<usize, SendError> {
-        let mut write = Some(write);
-        self.send_dyn(
-            id,
-            max,
-            &mut |area| write.take().map_or(0, |w| w(area)),
-            false,
-        )
+        self.send_dyn(id, max, &mut write, false)
     }
 
     /// The body of [`send`](Self::send) (`transmit`) and [`send_more`](Self::send_more),
