@@ -245,11 +245,10 @@ impl<'a> TxRing<'a> {
             *c = index;
         }
         self.in_flight |= bit;
-        self.head = if self.head + 1 >= self.count() {
-            0
-        } else {
-            self.head + 1
-        };
+        // From `h`, not `self.head`: read again after the store to `carried`, which the
+        // compiler cannot tell apart from it.
+        let next = h as u8 + 1;
+        self.head = if next >= self.count() { 0 } else { next };
         self.queued += 1;
         Ok(())
     }

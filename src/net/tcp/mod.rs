@@ -500,20 +500,19 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Builds the headers of connection `i`'s corked segment (with the current ACK and
     /// window) and hands it to the controller. If the ring refuses it, it stays unacked
     /// with valid headers and the retransmission timer sends it.
+    ///
+    /// Called only for a corked connection (its callers test `corked`): the window, which
+    /// `rcv_window` records as advertised, is taken first, so that the connection and its
+    /// corked segment are looked up once, after that call.
     #[inline(never)]
     fn send_corked(&mut self, i: usize) {
-        let Some(k) = self.conns.get_mut(i).and_then(|c| {
-            let k = c.corked_index();
-            c.corked = false;
-            k
-        }) else {
-            return;
-        };
         let window = self.rcv_window(i);
         let Some(c) = self.conns.get_mut(i) else {
             return;
         };
-        let Some(u) = c.unacked.get(k as usize) else {
+        let k = c.corked_index();
+        c.corked = false;
+        let Some(u) = k.and_then(|k| c.unacked.get(k as usize)) else {
             return;
         };
         let hdr = SegmentHeader {
