@@ -44,7 +44,7 @@ impl Default for HandshakeConfig {
     }
 }
 
-/// The 101 status line's text, written once for [`Status::line`] and the 101 response
+/// The 101 status line's text, written once for [`STATUS_LINES`] and the 101 response
 /// head (`concat!` takes only literals).
 macro_rules! line_101 {
     () => {
@@ -82,21 +82,38 @@ pub enum Status {
 impl Status {
     /// The status line's code and reason phrase.
     pub fn line(self) -> &'static [u8] {
-        match self {
-            Status::SwitchingProtocols => line_101!().as_bytes(),
-            Status::Ok => b"200 OK",
-            Status::BadRequest => b"400 Bad Request",
-            Status::Forbidden => b"403 Forbidden",
-            Status::NotFound => b"404 Not Found",
-            Status::MethodNotAllowed => b"405 Method Not Allowed",
-            Status::UriTooLong => b"414 URI Too Long",
-            Status::UpgradeRequired => b"426 Upgrade Required",
-            Status::HeadersTooLarge => b"431 Request Header Fields Too Large",
-            Status::ServiceUnavailable => b"503 Service Unavailable",
-            Status::VersionNotSupported => b"505 HTTP Version Not Supported",
-        }
+        let lines = self.lines();
+        let end = lines
+            .iter()
+            .position(|&b| b == b'\r')
+            .unwrap_or(lines.len());
+        lines.get(..end).unwrap_or_default()
+    }
+
+    /// The status line's code and reason phrase with its CRLF, and the header lines only
+    /// this status carries: one table load, where a `match` and a test per extra header
+    /// were a jump table and a call per piece.
+    fn lines(self) -> &'static [u8] {
+        STATUS_LINES.get(self as usize).copied().unwrap_or_default()
     }
 }
+
+/// [`Status::lines`], in the order of [`Status`]'s variants. 426 names the version the
+/// server speaks (RFC 6455 §4.2.2 item 4); 405 lists the methods allowed (RFC 9110
+/// §15.5.6).
+static STATUS_LINES: [&[u8]; 11] = [
+    concat!(line_101!(), "\r\n").as_bytes(),
+    b"400 Bad Request\r\n",
+    b"403 Forbidden\r\n",
+    b"404 Not Found\r\n",
+    b"405 Method Not Allowed\r\nAllow: GET\r\n",
+    b"414 URI Too Long\r\n",
+    b"426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\n",
+    b"431 Request Header Fields Too Large\r\n",
+    b"503 Service Unavailable\r\n",
+    b"505 HTTP Version Not Supported\r\n",
+    b"200 OK\r\n",
+];
 
 /// The token characters of RFC 9110 §5.6.2 (`ALPHA`, `DIGIT` and ``!#$%&'*+-.^_`|~``)
 /// as a table of 256 flags, one per byte value: [`token_len`] looks up four bytes' flags
@@ -954,14 +971,7 @@ pub fn write_response(
         w.put(b"\r\n\r\n");
     } else {
         w.put(b"HTTP/1.1 ");
-        w.put(status.line());
-        w.put(b"\r\n");
-        if status == Status::UpgradeRequired {
-            w.put(b"Sec-WebSocket-Version: 13\r\n");
-        }
-        if status == Status::MethodNotAllowed {
-            w.put(b"Allow: GET\r\n");
-        }
+        w.put(status.lines());
         if let Some(t) = content_type {
             w.put(b"Content-Type: ");
             w.put(t.as_bytes());
@@ -1073,6 +1083,28 @@ mod tests {
             Err(usize::MAX),
             "a 101 needs its key"
         );
+    }
+
+    /// `STATUS_LINES` is indexed by the variant: each status's lines start with its code.
+    #[test]
+    fn status_lines_follow_the_variants() {
+        for (status, code) in [
+            (Status::SwitchingProtocols, "101 "),
+            (Status::BadRequest, "400 "),
+            (Status::Forbidden, "403 "),
+            (Status::NotFound, "404 "),
+            (Status::MethodNotAllowed, "405 "),
+            (Status::UriTooLong, "414 "),
+            (Status::UpgradeRequired, "426 "),
+            (Status::HeadersTooLarge, "431 "),
+            (Status::ServiceUnavailable, "503 "),
+            (Status::VersionNotSupported, "505 "),
+            (Status::Ok, "200 "),
+        ] {
+            assert!(status.line().starts_with(code.as_bytes()), "{status:?}");
+            assert!(status.lines().ends_with(b"\r\n"), "{status:?}");
+        }
+        assert_eq!(Status::NotFound.line(), b"404 Not Found");
     }
 
     #[test]
