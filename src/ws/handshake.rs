@@ -563,7 +563,7 @@ impl RequestParser {
                 {
                     self.header_line(rest, config)
                 }
-                _ => self.step(first, config).map(|()| 1),
+                _ => self.step(first).map(|()| 1),
             };
             match used {
                 Ok(n) => i += n,
@@ -749,7 +749,7 @@ impl RequestParser {
         Ok(used)
     }
 
-    fn step(&mut self, b: u8, config: &HandshakeConfig) -> Result<(), Status> {
+    fn step(&mut self, b: u8) -> Result<(), Status> {
         match self.phase {
             Phase::Version => {
                 // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3).
@@ -783,7 +783,7 @@ impl RequestParser {
             }
             Phase::LineStart => match b {
                 b'\r' => self.phase = Phase::LastLf,
-                b'\n' => self.finish(config)?,
+                b'\n' => self.finish(),
                 b' ' | b'\t' => return Err(Status::BadRequest), // obsolete folding
                 // A name starts (taken by `feed`) or the line is bad.
                 _ => return Err(Status::BadRequest),
@@ -794,7 +794,7 @@ impl RequestParser {
                 if b != b'\n' {
                     return Err(Status::BadRequest);
                 }
-                self.finish(config)?;
+                self.finish();
             }
             Phase::Done => {}
         }
@@ -875,17 +875,11 @@ impl RequestParser {
     }
 
     /// The empty line: the request is complete.
-    fn finish(&mut self, config: &HandshakeConfig) -> Result<(), Status> {
+    fn finish(&mut self) {
         self.phase = Phase::Done;
-        self.request.subprotocol = if self.offered != 0 {
-            // The server's preference among what the client offered.
-            (0..config.subprotocols.len().min(32))
-                .find(|&i| self.offered & (1 << i) != 0)
-                .map(|i| i as u8)
-        } else {
-            None
-        };
-        Ok(())
+        // The server's preference among what the client offered: the lowest bit set
+        // (`end_token` sets bits of the server's list only, the last for any beyond 31).
+        self.request.subprotocol = (self.offered != 0).then(|| self.offered.trailing_zeros() as u8);
     }
 
     /// The verdict on a complete request: 101 for a valid WebSocket upgrade, `Ok` for a
