@@ -1212,21 +1212,23 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         served: usize,
         now: Instant,
     ) -> Option<usize> {
-        let (i, conn) = self
-            .core
-            .slots
-            .iter()
-            .zip(self.core.rx.iter())
-            .take(served)
-            .enumerate()
-            .filter(|(_, (s, r))| {
-                s.state == ClientState::Connecting
-                    && s.owed == Owed::Nothing
-                    && now.since(s.since) >= PREEMPT_IDLE_MS
-                    && matches!(r, RxState::Handshake(p) if p.bytes_seen() == 0)
-            })
-            .max_by_key(|(_, (s, _))| now.since(s.since))
-            .and_then(|(i, (s, _))| Some((i, s.conn?)))?;
+        // The oldest candidate (the last of equals); one plain pass, rare enough not to be
+        // worth an iterator chain's code.
+        let mut oldest: Option<(usize, u32)> = None;
+        for (i, (s, r)) in self.core.slots.iter().zip(self.core.rx.iter()).enumerate() {
+            let age = now.since(s.since);
+            if i < served
+                && s.state == ClientState::Connecting
+                && s.owed == Owed::Nothing
+                && age >= PREEMPT_IDLE_MS
+                && matches!(r, RxState::Handshake(p) if p.bytes_seen() == 0)
+                && oldest.is_none_or(|(_, a)| age >= a)
+            {
+                oldest = Some((i, age));
+            }
+        }
+        let (i, _) = oldest?;
+        let conn = self.core.slots.get(i)?.conn?;
         tcp.close(conn);
         self.core.stats.idle_handshakes_preempted += 1;
         self.release(tcp, i, Some(ErrorKind::Preempted));
