@@ -595,6 +595,8 @@ fn send_control(
 
 /// Sends our Close frame (§5.5.1) with `code` (0: an empty body, §7.1.5) and `reason`;
 /// if TCP has no room now, the Close is owed (without its reason) and `pay` sends it.
+/// Out of line: the idle timeout's `close_connection` had a second copy inlined (72 bytes).
+#[inline(never)]
 fn send_close(tcp: &mut TcpApi<'_, '_>, conn: ConnId, slot: &mut Slot, code: u16, reason: &[u8]) {
     let bytes = code.to_be_bytes();
     let head: &[u8] = if code == 0 { &[] } else { &bytes };
