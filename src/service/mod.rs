@@ -1543,11 +1543,10 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
             };
             let Some(conn) = slot.conn else { continue };
             let client = ClientId(i as u8);
-            match slot.state {
+            let stats = &mut glue.core.stats;
+            let expired = match slot.state {
                 ClientState::Connecting if now.since(slot.since) >= config.handshake_timeout_ms => {
-                    glue.core.stats.handshake_timeouts += 1;
-                    tcp.abort(conn);
-                    glue.release(&mut tcp, i, Some(ErrorKind::HandshakeTimeout));
+                    Some((&mut stats.handshake_timeouts, ErrorKind::HandshakeTimeout))
                 }
                 ClientState::Connected if config.idle_timeout_ms > 0 => {
                     let idle = now.since(slot.last_rx);
@@ -1565,13 +1564,18 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                     {
                         s.pinged = true;
                     }
+                    None
                 }
                 ClientState::Closing if now.since(slot.since) >= config.close_timeout_ms => {
-                    glue.core.stats.close_timeouts += 1;
-                    tcp.abort(conn);
-                    glue.release(&mut tcp, i, Some(ErrorKind::CloseTimeout));
+                    Some((&mut stats.close_timeouts, ErrorKind::CloseTimeout))
                 }
-                _ => {}
+                _ => None,
+            };
+            // Either handshake given up: the connection is dropped (RST) and the slot freed.
+            if let Some((count, kind)) = expired {
+                *count += 1;
+                tcp.abort(conn);
+                glue.release(&mut tcp, i, Some(kind));
             }
         }
         tcp.flush();
