@@ -570,7 +570,8 @@ impl RequestParser {
                 Err(s) => break Some(s),
             }
         };
-        self.seen = self.seen.saturating_add(i.min(u16::MAX as usize) as u16);
+        // `i` is at most `room`, so `seen` stays within `max_request_bytes`: no wrap.
+        self.seen = self.seen.wrapping_add(i as u16);
         if let Some(s) = refused {
             return Progress::Refused(s);
         }
