@@ -782,8 +782,9 @@ impl RequestParser {
                 }
                 self.finish_request_line()?;
             }
-            Phase::LineStart => match b {
-                b'\r' => self.phase = Phase::LastLf,
+            // The empty line that ends the request: CRLF or a bare LF.
+            Phase::LineStart | Phase::LastLf => match b {
+                b'\r' if self.phase == Phase::LineStart => self.phase = Phase::LastLf,
                 b'\n' => self.finish(),
                 b' ' | b'\t' => return Err(Status::BadRequest), // obsolete folding
                 // A name starts (taken by `feed`) or the line is bad.
@@ -791,12 +792,6 @@ impl RequestParser {
             },
             // Taken a run at a time (`method_run`, `target_run`, `name_run`, `value_run`).
             Phase::Method | Phase::Target | Phase::Name | Phase::ValueStart | Phase::Value => {}
-            Phase::LastLf => {
-                if b != b'\n' {
-                    return Err(Status::BadRequest);
-                }
-                self.finish();
-            }
             Phase::Done => {}
         }
         Ok(())
