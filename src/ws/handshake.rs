@@ -378,24 +378,62 @@ enum Header {
 impl Header {
     fn from_name(name: &[u8]) -> Header {
         // The length picks the one candidate to compare (a request carries a dozen
-        // headers, most of them of no interest).
-        let (candidate, header) = match name.len() {
-            4 => ("host", Header::Host),
-            6 => ("origin", Header::Origin),
-            7 => ("upgrade", Header::Upgrade),
-            10 => ("connection", Header::Connection),
-            17 => ("sec-websocket-key", Header::Key),
-            21 => ("sec-websocket-version", Header::Version),
-            22 => ("sec-websocket-protocol", Header::Protocol),
-            _ => return Header::Other,
-        };
-        if eq_lowercase(name, candidate.as_bytes()) {
+        // headers, most of them of no interest): two table loads, where a `match` on the
+        // length was a jump table and an arm per header.
+        let header = HEADER_BY_LEN
+            .get(name.len())
+            .copied()
+            .unwrap_or(Header::Other);
+        let candidate = HEADER_NAMES
+            .get(header as usize)
+            .copied()
+            .unwrap_or_default();
+        // `Other`'s empty name: no call for a header of no interest.
+        if candidate.len() == name.len() && eq_lowercase(name, candidate.as_bytes()) {
             header
         } else {
             Header::Other
         }
     }
 }
+
+/// The names of the headers read, lowercase, in the order of [`Header`]'s variants
+/// (`Other` has none).
+static HEADER_NAMES: [&str; 8] = [
+    "host",
+    "upgrade",
+    "connection",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "origin",
+    "sec-websocket-protocol",
+    "",
+];
+
+/// The header read whose name has this length (no two names have the same).
+static HEADER_BY_LEN: [Header; 23] = {
+    let mut by_len = [Header::Other; 23];
+    let read = [
+        Header::Host,
+        Header::Upgrade,
+        Header::Connection,
+        Header::Key,
+        Header::Version,
+        Header::Origin,
+        Header::Protocol,
+    ];
+    let mut k = 0;
+    while k < read.len() {
+        let len = HEADER_NAMES[read[k] as usize].len();
+        assert!(
+            matches!(by_len[len], Header::Other),
+            "two names of one length"
+        );
+        by_len[len] = read[k];
+        k += 1;
+    }
+    by_len
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -1019,7 +1057,7 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Status, accept_key, eq_lowercase, is_tchar, line_end, write_response};
+    use super::{Header, Status, accept_key, eq_lowercase, is_tchar, line_end, write_response};
 
     /// Every byte value at every position of lines of 0 to 11 bytes (each word position
     /// and the tail), against the byte-at-a-time definition.
@@ -1098,6 +1136,25 @@ mod tests {
             assert!(status.lines().ends_with(b"\r\n"), "{status:?}");
         }
         assert_eq!(Status::NotFound.line(), b"404 Not Found");
+    }
+
+    /// `HEADER_NAMES` is indexed by the variant: each name, in any case, is its header.
+    #[test]
+    fn header_names_follow_the_variants() {
+        for (name, header) in [
+            ("Host", Header::Host),
+            ("UPGRADE", Header::Upgrade),
+            ("Connection", Header::Connection),
+            ("Sec-WebSocket-Key", Header::Key),
+            ("Sec-WebSocket-Version", Header::Version),
+            ("Origin", Header::Origin),
+            ("Sec-WebSocket-Protocol", Header::Protocol),
+            ("Accept", Header::Other),
+            ("Hostx", Header::Other),
+            ("", Header::Other),
+        ] {
+            assert_eq!(Header::from_name(name.as_bytes()), header, "{name}");
+        }
     }
 
     #[test]
