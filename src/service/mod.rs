@@ -1238,7 +1238,9 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
     }
 
     /// The client's connection is gone (or given up): its error event, if any, then
-    /// its slot freed and `Closed`.
+    /// its slot freed and `Closed`. Out of line: once per connection, from four places,
+    /// `finish_if_done` among them (itself inlined into three), which had copies.
+    #[inline(never)]
     fn release(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, error: Option<ErrorKind>) {
         let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
         let client = ClientId(i as u8);
