@@ -963,7 +963,9 @@ fn send_head(
     content_length: usize,
 ) -> Head {
     let mut too_long = false;
-    let sent = tcp.send_more(conn, RESPONSE_HEAD_MAX, |buf| {
+    let too_long_flag = &mut too_long;
+    // `move`: the writer holds the head's fields itself, not pointers to them.
+    let sent = tcp.send_more(conn, RESPONSE_HEAD_MAX, move |buf| {
         let head = handshake::write_response(
             buf,
             status,
@@ -973,7 +975,7 @@ fn send_head(
             content_length,
         );
         // Too long is a configuration error; short of room, it waits for more.
-        too_long = head.is_err_and(|needs| needs > RESPONSE_HEAD_MAX);
+        *too_long_flag = head.is_err_and(|needs| needs > RESPONSE_HEAD_MAX);
         head.unwrap_or(0)
     });
     match sent {
