@@ -149,25 +149,34 @@ impl PhyState {
 
     fn reset(&mut self, miim: &Miim<'_>, now: Instant) {
         self.stats.phy_resets += 1;
-        self.note(miim.write(BMCR, Bmcr::RESET.bits()));
+        self.write(miim, BMCR, Bmcr::RESET.bits());
         self.phase = Phase::Resetting { since: now };
     }
 
-    fn note<T>(&mut self, r: Result<T, MiimTimeout>) -> Option<T> {
-        match r {
-            Ok(v) => Some(v),
-            Err(MiimTimeout) => {
-                self.stats.miim_timeouts += 1;
-                None
-            }
+    /// Reads a PHY register; a cycle that does not complete is counted. Out of line:
+    /// the count is then written once, not at each of the eight reads.
+    #[inline(never)]
+    fn read(&mut self, miim: &Miim<'_>, reg: u8) -> Option<u16> {
+        let r = miim.read(reg);
+        if r.is_err() {
+            self.stats.miim_timeouts += 1;
+        }
+        r.ok()
+    }
+
+    /// Writes a PHY register; a cycle that does not complete is counted.
+    #[inline(never)]
+    fn write(&mut self, miim: &Miim<'_>, reg: u8, value: u16) {
+        if miim.write(reg, value).is_err() {
+            self.stats.miim_timeouts += 1;
         }
     }
 
     fn restart_autoneg(&mut self, miim: &Miim<'_>, now: Instant) {
         let advertise =
             Anar::SELECTOR_802_3 | Anar::T10 | Anar::T10_FDX | Anar::TX100 | Anar::TX100_FDX;
-        self.note(miim.write(ANAR, advertise.bits()));
-        self.note(miim.write(BMCR, (Bmcr::AN_ENABLE | Bmcr::AN_RESTART).bits()));
+        self.write(miim, ANAR, advertise.bits());
+        self.write(miim, BMCR, (Bmcr::AN_ENABLE | Bmcr::AN_RESTART).bits());
         self.phase = Phase::Negotiating { since: now };
     }
 
@@ -187,14 +196,15 @@ impl PhyState {
         match self.phase {
             Phase::Resetting { since } => {
                 self.next_poll = now.plus(1);
-                match self.note(miim.read(BMCR)) {
-                    Some(b) if !Bmcr::from_bits_retain(b).contains(Bmcr::RESET) => {
-                        self.restart_autoneg(miim, now);
+                match self.read(miim, BMCR) {
+                    Some(b) if !Bmcr::from_bits_retain(b).contains(Bmcr::RESET) => {}
+                    _ => {
+                        if now.since(since) >= PHY_RESET_TIMEOUT_MS {
+                            self.reset(miim, now);
+                        }
+                        return LinkChange::None;
                     }
-                    _ if now.since(since) >= PHY_RESET_TIMEOUT_MS => self.reset(miim, now),
-                    _ => {}
                 }
-                LinkChange::None
             }
             Phase::Negotiating { since } => {
                 self.next_poll = now.plus(LINK_POLL_MS / 5);
@@ -204,20 +214,19 @@ impl PhyState {
                     self.next_poll = now.plus(LINK_POLL_MS);
                     return LinkChange::Up(link);
                 }
-                if now.since(since) >= AUTONEG_TIMEOUT_MS {
-                    self.stats.autoneg_restarts += 1;
-                    self.restart_autoneg(miim, now);
+                if now.since(since) < AUTONEG_TIMEOUT_MS {
+                    return LinkChange::None;
                 }
-                LinkChange::None
+                self.stats.autoneg_restarts += 1;
             }
             Phase::Up(_) => {
                 self.next_poll = now.plus(LINK_POLL_MS);
                 // A failed read is not evidence of a link loss.
-                match self.note(miim.read(BMSR)) {
+                return match self.read(miim, BMSR) {
                     Some(s) if !Bmsr::from_bits_retain(s).contains(Bmsr::LINK_STATUS) => {
                         // The latch says the link dropped since the last read; the next
                         // read tells whether it is down now.
-                        match self.note(miim.read(BMSR)) {
+                        match self.read(miim, BMSR) {
                             Some(s) if Bmsr::from_bits_retain(s).contains(Bmsr::LINK_STATUS) => {
                                 LinkChange::None
                             }
@@ -230,21 +239,25 @@ impl PhyState {
                         }
                     }
                     _ => LinkChange::None,
-                }
+                };
             }
         }
+        // The reset has cleared, or negotiation timed out: (re)start auto-negotiation,
+        // from this one place.
+        self.restart_autoneg(miim, now);
+        LinkChange::None
     }
 
     /// The link if BMSR says up and negotiated, with the best common mode.
     fn read_link(&mut self, miim: &Miim<'_>) -> Option<Link> {
         // First read clears a stale latched-low LINK_STATUS.
-        self.note(miim.read(BMSR))?;
-        let bmsr = Bmsr::from_bits_retain(self.note(miim.read(BMSR))?);
+        self.read(miim, BMSR)?;
+        let bmsr = Bmsr::from_bits_retain(self.read(miim, BMSR)?);
         if !bmsr.contains(Bmsr::LINK_STATUS | Bmsr::AN_COMPLETE) {
             return None;
         }
-        let ours = Anar::from_bits_retain(self.note(miim.read(ANAR))?);
-        let theirs = Anar::from_bits_retain(self.note(miim.read(ANLPAR))?);
+        let ours = Anar::from_bits_retain(self.read(miim, ANAR)?);
+        let theirs = Anar::from_bits_retain(self.read(miim, ANLPAR)?);
         let common = ours & theirs;
         let (speed, full_duplex) = if common.contains(Anar::TX100_FDX) {
             (Speed::Mbps100, true)
