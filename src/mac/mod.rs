@@ -341,10 +341,7 @@ impl<'a> Mac<'a> {
         let eth = self.eth;
         self.evic.eth_iec().clear(ETH_IFS_MASK);
         eth.ien.write(Irq::empty());
-        eth.con1.clear(Con1::RXEN | Con1::TXRTS);
-        if !wait_until(|| !eth.stat.read().intersects(Stat::RXBUSY | Stat::TXBUSY)) {
-            self.control.busy_timeouts += 1;
-        }
+        self.stop_dma();
         eth.cfg1.write(Cfg1::SOFTRESET);
         eth.con1.clear(Con1::ON);
         eth.irq.clear(Irq::all());
@@ -418,15 +415,23 @@ impl<'a> Mac<'a> {
         });
     }
 
-    /// After a bus error the DMA engines' state is unknown (behaviour §2.6, Q6): stop both,
-    /// rebuild both rings and restart. Frames in flight are lost; held buffers stay held,
-    /// so TCP retransmits from them.
-    fn recover_dma(&mut self) {
+    /// Stops the receiver and the transmitter and waits for both DMA engines to go idle
+    /// (for `stop` and `recover_dma`).
+    #[inline(never)]
+    fn stop_dma(&mut self) {
         let eth = self.eth;
         eth.con1.clear(Con1::RXEN | Con1::TXRTS);
         if !wait_until(|| !eth.stat.read().intersects(Stat::RXBUSY | Stat::TXBUSY)) {
             self.control.busy_timeouts += 1;
         }
+    }
+
+    /// After a bus error the DMA engines' state is unknown (behaviour §2.6, Q6): stop both,
+    /// rebuild both rings and restart. Frames in flight are lost; held buffers stay held,
+    /// so TCP retransmits from them.
+    fn recover_dma(&mut self) {
+        let eth = self.eth;
+        self.stop_dma();
         let tx_start = self.tx.reset();
         let rx_start = self.rx.arm_all();
         drain_bufcnt(eth);
