@@ -182,7 +182,6 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// A free slot.
     /// The next sequence number to send as far as the peer can know: `snd_nxt` less the
     /// corked data (counted in `snd_nxt` but not on the wire yet).
     pub(crate) fn sent_nxt(&self) -> u32 {
@@ -203,6 +202,11 @@ impl Conn {
         self.unacked.len().checked_sub(1).map(|k| k as u8)
     }
 
+    /// A free slot: all zeros. Its MSS and RTO are never read ([`TcpApi::open`] sets
+    /// both), and an all-zero slot is set with a `memset` where one with an MSS of 536
+    /// and an RTO of 1 s was copied from a 160-byte image in flash.
+    ///
+    /// [`TcpApi::open`]: super::TcpApi::open
     pub const fn new() -> Conn {
         Conn {
             state: State::Closed,
@@ -218,12 +222,12 @@ impl Conn {
             snd_wnd: 0,
             snd_wl1: 0,
             snd_wl2: 0,
-            snd_mss: 536,
+            snd_mss: 0,
             recover: 0,
             rcv_nxt: 0,
             ack_sent: 0,
             rcv_adv: 0,
-            rtt: Rtt::new(1000),
+            rtt: Rtt::new(0),
             timed_seq: 0,
             timed_at: Instant(0),
             timer: Deadline::NONE,
