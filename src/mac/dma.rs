@@ -133,3 +133,19 @@ impl DmaWindow {
         ((p as usize).wrapping_sub(self.virt_base) as u32).wrapping_add(self.phys_base)
     }
 }
+
+/// Links descriptors into a ring, each one's next pointer to the one after it and the
+/// last one's to the first, and returns the physical address of the first (for ETHTXST
+/// or ETHRXST). The controller must not be using them. Shared by both rings, from the
+/// last descriptor back, so that no index is taken modulo the ring's length.
+#[inline(never)]
+pub(crate) fn link_ring(desc: &[Descriptor], window: &DmaWindow) -> u32 {
+    let first = desc.first().map_or(0, |d| window.phys(d));
+    let mut next = first;
+    for d in desc.iter().rev() {
+        // SAFETY: `next` is a descriptor of this ring, inside the DMA window.
+        unsafe { d.set_next(next) };
+        next = window.phys(d);
+    }
+    first
+}

@@ -11,7 +11,7 @@
 //! [`RxFrame::keep`] swaps the frame's buffer for a spare one, so the stack can hold
 //! received bytes in place, with no copy, while the ring keeps receiving.
 
-use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, RX_DMA_SIZE, first_bits};
+use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, RX_DMA_SIZE, first_bits, link_ring};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
@@ -106,19 +106,11 @@ impl<'a> RxRing<'a> {
     /// address of the first one, for ETHRXST. The controller must not be receiving.
     pub(crate) fn arm_all(&mut self) -> u32 {
         self.next = 0;
-        let n = self.desc.len();
-        for i in 0..n {
-            let next = self
-                .desc
-                .get((i + 1) % n)
-                .map_or(0, |d| self.window.phys(d));
-            if let Some(d) = self.desc.get(i) {
-                // SAFETY: `next` is a descriptor of this ring, inside the DMA window.
-                unsafe { d.set_next(next) };
-            }
+        let first = link_ring(self.desc, &self.window);
+        for i in 0..self.desc.len() {
             self.rearm(i);
         }
-        self.desc.first().map_or(0, |d| self.window.phys(d))
+        first
     }
 
     /// Hands descriptor `i` back to the controller with its attached buffer. Not inlined

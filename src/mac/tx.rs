@@ -9,7 +9,7 @@
 //! The controller clears EOWN on the SOP descriptor last, after writing the status vector
 //! there (§2.4).
 
-use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, MAX_TX_FRAME, first_bits};
+use super::dma::{Buffer, DmaWindow, FRAME_OFFSET, MAX_TX_FRAME, first_bits, link_ring};
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 use core::sync::atomic::{Ordering, fence};
@@ -123,24 +123,16 @@ impl<'a> TxRing<'a> {
     /// address of the first one, for ETHTXST. The controller must not be transmitting.
     /// Frames still queued are cancelled; held buffers stay held.
     pub(crate) fn reset(&mut self) -> u32 {
-        let n = self.desc.len();
-        for i in 0..n {
-            let next = self
-                .desc
-                .get((i + 1) % n)
-                .map_or(0, |d| self.window.phys(d));
-            if let Some(d) = self.desc.get(i) {
-                d.set_header(DescHeader::NPV);
-                // SAFETY: `next` is a descriptor of this ring, inside the DMA window.
-                unsafe { d.set_next(next) };
-            }
+        for d in self.desc {
+            d.set_header(DescHeader::NPV);
         }
+        let first = link_ring(self.desc, &self.window);
         self.stats.cancelled += self.queued as u32;
         self.in_flight = 0;
         self.head = 0;
         self.tail = 0;
         self.queued = 0;
-        self.desc.first().map_or(0, |d| self.window.phys(d))
+        first
     }
 
     /// A free buffer, or `None` when every buffer is held or in flight.
