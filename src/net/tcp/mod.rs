@@ -1952,51 +1952,58 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             if !now.reached(t) {
                 continue;
             }
-            match c.state {
-                State::TimeWait => self.free(i),
-                State::SynReceived => {
-                    if c.retries >= cfg.syn_retries {
+            // The timer is TIME-WAIT's end, a retransmission (of the SYN-ACK, or of data)
+            // within its retry limit, or the persist timer, by state. The last two back
+            // off alike, in one place.
+            let limit = match c.state {
+                State::TimeWait => {
+                    self.free(i);
+                    continue;
+                }
+                State::SynReceived => Some(cfg.syn_retries),
+                _ if c.in_flight() > 0 => Some(cfg.max_retries),
+                _ if c.snd_wnd == 0 && c.flags.contains(ConnFlags::WANT_WRITE) => None,
+                _ => {
+                    c.timer = Deadline::NONE;
+                    continue;
+                }
+            };
+            if let Some(limit) = limit {
+                if c.retries >= limit {
+                    if c.state == State::SynReceived {
                         self.core.stats.syn_timeouts += 1;
                         self.free(i);
                     } else {
-                        c.retries += 1;
-                        c.rtt.back_off(&cfg.rto);
-                        c.timer = Deadline::at(now.plus(c.rtt.rto()));
-                        self.send_syn_ack(i);
-                    }
-                }
-                _ if c.in_flight() > 0 => {
-                    if c.retries >= cfg.max_retries {
                         self.core.stats.timeouts += 1;
                         let id = self.id(i);
                         self.abort(id);
                         handler.on_event(self, id, TcpEvent::TimedOut);
-                        continue;
                     }
-                    c.retries += 1;
-                    c.rtt.back_off(&cfg.rto);
-                    c.timer = Deadline::at(now.plus(c.rtt.rto()));
-                    // Everything sent after the lost segment is suspect: recover up to here.
-                    // SACK information is forgotten, since a receiver may renege on it
-                    // (RFC 2018 §8).
-                    c.flags.insert(ConnFlags::RECOVERY);
-                    c.recover = c.snd_nxt;
-                    for u in c.unacked.iter_mut() {
-                        u.marks = Marks::empty();
-                    }
-                    self.core.stats.retransmits_timeout += 1;
-                    self.retransmit_first(i);
+                    continue;
                 }
-                _ if c.snd_wnd == 0 && c.flags.contains(ConnFlags::WANT_WRITE) => {
-                    // Persist: a zero-length segment one before SND.UNA makes the peer
-                    // answer with its current window.
-                    c.rtt.back_off(&cfg.rto);
-                    c.timer = Deadline::at(now.plus(c.rtt.rto()));
-                    self.core.stats.window_probes += 1;
-                    let seq = c.snd_una.wrapping_sub(1);
-                    self.send_bare(i, seq, Flags::ACK);
+                c.retries += 1;
+            }
+            c.rtt.back_off(&cfg.rto);
+            c.timer = Deadline::at(now.plus(c.rtt.rto()));
+            if c.state == State::SynReceived {
+                self.send_syn_ack(i);
+            } else if limit.is_some() {
+                // Everything sent after the lost segment is suspect: recover up to here.
+                // SACK information is forgotten, since a receiver may renege on it (RFC
+                // 2018 §8).
+                c.flags.insert(ConnFlags::RECOVERY);
+                c.recover = c.snd_nxt;
+                for u in c.unacked.iter_mut() {
+                    u.marks = Marks::empty();
                 }
-                _ => c.timer = Deadline::NONE,
+                self.core.stats.retransmits_timeout += 1;
+                self.retransmit_first(i);
+            } else {
+                // Persist: a zero-length segment one before SND.UNA makes the peer answer
+                // with its current window.
+                self.core.stats.window_probes += 1;
+                let seq = c.snd_una.wrapping_sub(1);
+                self.send_bare(i, seq, Flags::ACK);
             }
         }
     }
