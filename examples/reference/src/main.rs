@@ -21,22 +21,26 @@ mod firmware {
     /// The app's storage: uninitialised, so it lands in `.bss` and costs no flash (an
     /// `Option<App>` initialised to `None` would be copied from flash at start-up).
     static mut APP_STORAGE: MaybeUninit<App> = MaybeUninit::uninit();
-    static APP: Mutex<RefCell<Option<&'static mut App>>> = Mutex::new(RefCell::new(None));
-    static TIMER: Mutex<RefCell<Option<CoreTimer>>> = Mutex::new(RefCell::new(None));
+    /// The app and its clock, once both are up. One cell for both: each pass of the
+    /// superloop and each interrupt takes one borrow, not two.
+    static RUNNING: Mutex<RefCell<Option<Running>>> = Mutex::new(RefCell::new(None));
+
+    /// What the superloop and the interrupt run on.
+    struct Running {
+        app: &'static mut App,
+        timer: CoreTimer,
+    }
 
     /// Runs `f` on the app, if it is up. The interrupt and the superloop take it inside a
     /// critical section, so the borrow never fails; if it did, the call is skipped rather
     /// than panicking.
     fn with_app(f: impl FnOnce(&mut App, Instant)) {
         critical_section::with(|cs| {
-            let (Ok(mut timer), Ok(mut app)) = (
-                TIMER.borrow(cs).try_borrow_mut(),
-                APP.borrow(cs).try_borrow_mut(),
-            ) else {
+            let Ok(mut running) = RUNNING.borrow(cs).try_borrow_mut() else {
                 return;
             };
-            let now = timer.get_or_insert_with(CoreTimer::new).now();
-            if let Some(app) = app.as_mut() {
+            if let Some(Running { app, timer }) = running.as_mut() {
+                let now = timer.now();
                 f(app, now);
             }
         })
@@ -59,15 +63,11 @@ mod firmware {
         // SAFETY: the one place that touches the storage, once, before interrupts are on.
         let app: &'static mut App = unsafe { (*core::ptr::addr_of_mut!(APP_STORAGE)).write(app) };
         critical_section::with(|cs| {
-            if let (Ok(mut t), Ok(mut a)) = (
-                TIMER.borrow(cs).try_borrow_mut(),
-                APP.borrow(cs).try_borrow_mut(),
-            ) {
-                *t = Some(timer);
-                *a = Some(app);
+            if let Ok(mut running) = RUNNING.borrow(cs).try_borrow_mut() {
+                *running = Some(Running { app, timer });
             }
         });
-        // SAFETY: the interrupt handler's state (APP) is ready.
+        // SAFETY: the interrupt handler's state (RUNNING) is ready.
         unsafe { rt::enable_interrupts() };
         loop {
             with_app(|app, now| app.poll(now));
