@@ -1876,41 +1876,39 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             generation: c.generation,
         };
         let fin_acked = c.flags.contains(ConnFlags::FIN_SENT) && seq::lt(c.fin_seq(), c.snd_una);
-        match c.state {
+        // Every first FIN is reported; one that also ends the connection (our FIN was
+        // acknowledged already) is followed by Closed.
+        let closed = match c.state {
             State::Established => {
                 c.state = State::CloseWait;
-                c.since = now;
-                handler.on_event(self, id, TcpEvent::PeerClosed);
+                false
             }
-            State::FinWait1 => {
-                c.since = now;
-                if fin_acked {
-                    c.state = State::TimeWait;
-                    c.timer = Deadline::at(now.plus(time_wait));
-                    handler.on_event(self, id, TcpEvent::PeerClosed);
-                    handler.on_event(self, id, TcpEvent::Closed);
-                } else {
-                    c.state = State::Closing;
-                    handler.on_event(self, id, TcpEvent::PeerClosed);
-                }
+            State::FinWait1 if !fin_acked => {
+                c.state = State::Closing;
+                false
             }
-            State::FinWait2 => {
+            State::FinWait1 | State::FinWait2 => {
                 c.state = State::TimeWait;
-                c.since = now;
                 c.timer = Deadline::at(now.plus(time_wait));
-                handler.on_event(self, id, TcpEvent::PeerClosed);
-                handler.on_event(self, id, TcpEvent::Closed);
+                true
             }
             State::TimeWait => {
                 // A retransmitted FIN: ACK it again and restart the timer.
                 c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
                 c.timer = Deadline::at(now.plus(time_wait));
+                return;
             }
             State::CloseWait | State::Closing | State::LastAck => {
                 // Retransmitted FIN: already counted.
                 c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
+                return;
             }
-            State::Closed | State::SynReceived => {}
+            State::Closed | State::SynReceived => return,
+        };
+        c.since = now;
+        handler.on_event(self, id, TcpEvent::PeerClosed);
+        if closed {
+            handler.on_event(self, id, TcpEvent::Closed);
         }
     }
 
