@@ -259,14 +259,11 @@ impl PhyState {
         let ours = Anar::from_bits_retain(self.read(miim, ANAR)?);
         let theirs = Anar::from_bits_retain(self.read(miim, ANLPAR)?);
         let common = ours & theirs;
-        let (speed, full_duplex) = if common.contains(Anar::TX100_FDX) {
-            (Speed::Mbps100, true)
-        } else if common.contains(Anar::TX100) {
-            (Speed::Mbps100, false)
-        } else if common.contains(Anar::T10_FDX) {
-            (Speed::Mbps10, true)
+        // 100 Mb/s if both can, then full duplex if both can at that speed.
+        let (speed, full_duplex) = if common.intersects(Anar::TX100 | Anar::TX100_FDX) {
+            (Speed::Mbps100, common.contains(Anar::TX100_FDX))
         } else {
-            (Speed::Mbps10, false)
+            (Speed::Mbps10, common.contains(Anar::T10_FDX))
         };
         Some(Link { speed, full_duplex })
     }
