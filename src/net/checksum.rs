@@ -333,7 +333,22 @@ pub fn pseudo_header(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> C
 /// never returned.
 #[inline(always)]
 pub const fn adjust(field: u16, old: u16, new: u16) -> u16 {
-    let s = (!field) as u32 + (!old) as u32 + new as u32;
+    adjust_all(field, [(old, new)])
+}
+
+/// [`adjust`] for several 16-bit fields that changed at once, `(old, new)` each, with one
+/// fold for all: the same result as adjusting for them one by one (ones'-complement
+/// addition is associative, and either way a sum of zero comes out as 0xFFFF).
+#[inline(always)]
+pub const fn adjust_all<const N: usize>(field: u16, changes: [(u16, u16); N]) -> u16 {
+    let mut s = (!field) as u32;
+    let mut i = 0;
+    while i < N {
+        let (old, new) = changes[i];
+        // At most 0x1FFFE per change: no overflow below 32,000 changes.
+        s += (!old) as u32 + new as u32;
+        i += 1;
+    }
     match !fold(s) {
         0 => 0xFFFF,
         c => c,
@@ -419,6 +434,25 @@ mod tests {
         let adjusted = adjust(c, old, 0xBEEF);
         d[10..12].copy_from_slice(&adjusted.to_be_bytes());
         assert_eq!(checksum(&d[..40]), 0);
+    }
+
+    #[test]
+    fn adjusting_fields_at_once_is_adjusting_them_one_by_one() {
+        // Edge values (zero sums, all ones) and a spread of others.
+        let values = [0x0000, 0x0001, 0x7FFF, 0x8000, 0xBEEF, 0xFFFE, 0xFFFF];
+        for &field in &values {
+            for &a in &values {
+                for &b in &values {
+                    for &c in &values {
+                        let changes = [(a, b), (b, c), (c, a)];
+                        let one_by_one = changes
+                            .iter()
+                            .fold(field, |f, &(old, new)| adjust(f, old, new));
+                        assert_eq!(adjust_all(field, changes), one_by_one);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

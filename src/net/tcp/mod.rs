@@ -33,7 +33,7 @@ pub use rtt::RtoConfig;
 pub use segment::Flags;
 
 use crate::mac::{RxBuf, TxRing};
-use crate::net::checksum::adjust;
+use crate::net::checksum::adjust_all;
 use crate::net::{Link, ethernet, ipv4};
 use crate::time::{Deadline, Instant};
 use conn::{Conn, ConnFlags, Kept, Marks, Unacked};
@@ -2246,21 +2246,30 @@ fn build(
 }
 
 /// Rewrites the ACK and window fields of a retained data segment, adjusting its checksum
-/// for the changed words (RFC 1624) instead of reading the payload again.
+/// for the changed words (RFC 1624) instead of reading the payload again. The header's
+/// words are read and written whole, one unaligned access each (as `segment::emit`
+/// writes them): the acknowledgment number; data offset, flags and window; checksum
+/// and urgent pointer.
 fn patch_ack_window(frame: &mut [u8], ack: u32, window: u16) {
     let Some(h) = frame.get_mut(TCP_AT..TCP_AT + segment::HEADER_LEN) else {
         return;
     };
-    let Some(h) = h.first_chunk_mut::<{ segment::HEADER_LEN }>() else {
+    let ([_, _, ack_word, control, check], []) = h.as_chunks_mut::<4>() else {
         return;
     };
-    let mut sum = u16::from_be_bytes([h[16], h[17]]);
-    sum = adjust(sum, u16::from_be_bytes([h[8], h[9]]), (ack >> 16) as u16);
-    sum = adjust(sum, u16::from_be_bytes([h[10], h[11]]), ack as u16);
-    sum = adjust(sum, u16::from_be_bytes([h[14], h[15]]), window);
-    h[8..12].copy_from_slice(&ack.to_be_bytes());
-    h[14..16].copy_from_slice(&window.to_be_bytes());
-    h[16..18].copy_from_slice(&sum.to_be_bytes());
+    let old_ack = u32::from_be_bytes(*ack_word);
+    let (old_control, old_check) = (u32::from_be_bytes(*control), u32::from_be_bytes(*check));
+    let sum = adjust_all(
+        (old_check >> 16) as u16,
+        [
+            ((old_ack >> 16) as u16, (ack >> 16) as u16),
+            (old_ack as u16, ack as u16),
+            (old_control as u16, window),
+        ],
+    );
+    *ack_word = ack.to_be_bytes();
+    *control = (old_control & 0xFFFF_0000 | u32::from(window)).to_be_bytes();
+    *check = (u32::from(sum) << 16 | old_check & 0xFFFF).to_be_bytes();
 }
 
 /// Whether a connection in `state` holds a receive window (a SYN-ACK's counts too).
