@@ -1029,42 +1029,40 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         if !c.flags.contains(ConnFlags::SACK_OK) || seg.sack_blocks == 0 {
             return;
         }
-        let mut outstanding = 0u8;
-        for u in c.unacked.iter_mut() {
-            let end = u.seq.wrapping_add(u.len as u32);
-            if seg
-                .sack(header)
-                .any(|(l, r)| seq::le(l, u.seq) && seq::le(end, r))
-            {
-                u.marks.insert(Marks::SACKED);
+        // Block by block: the blocks are read from the header once each.
+        for (l, r) in seg.sack(header) {
+            for u in c.unacked.iter_mut() {
+                if seq::le(l, u.seq) && seq::le(u.seq.wrapping_add(u.len as u32), r) {
+                    u.marks.insert(Marks::SACKED);
+                }
             }
-            outstanding += 1;
         }
+        let outstanding = c.unacked.len() as u8;
         let threshold = if outstanding < 4 {
             outstanding.saturating_sub(1).max(1)
         } else {
             3
         };
-        let mut lost = [false; conn::MAX_TX_SEGMENTS];
+        // Bit k: segment k is lost.
+        let mut lost = 0u32;
         let mut sacked_above = 0u8;
         for (k, u) in c.unacked.iter().enumerate().rev() {
             if u.marks.contains(Marks::SACKED) {
                 sacked_above += 1;
-            } else if !u.marks.contains(Marks::RESENT)
-                && sacked_above >= threshold
-                && let Some(l) = lost.get_mut(k)
-            {
-                *l = true;
+            } else if !u.marks.contains(Marks::RESENT) && sacked_above >= threshold {
+                lost |= 1 << k;
             }
         }
-        if lost.iter().any(|&l| l) && !c.flags.contains(ConnFlags::RECOVERY) {
+        if lost != 0 && !c.flags.contains(ConnFlags::RECOVERY) {
             c.flags.insert(ConnFlags::RECOVERY);
             c.recover = c.snd_nxt;
         }
         let window = self.rcv_window(i);
-        for (k, _) in lost.iter().enumerate().filter(|(_, l)| **l) {
-            self.core.stats.retransmits_sack += 1;
-            self.resend(i, k, window);
+        for k in 0..conn::MAX_TX_SEGMENTS {
+            if lost & 1 << k != 0 {
+                self.core.stats.retransmits_sack += 1;
+                self.resend(i, k, window);
+            }
         }
     }
 
