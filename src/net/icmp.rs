@@ -39,12 +39,12 @@ pub fn check_echo_request(msg: &[u8]) -> Result<(), IcmpError> {
 /// adjusted for the changed word (RFC 1624) rather than recomputed over the data.
 pub fn make_echo_reply(msg: &mut [u8]) -> Option<()> {
     let (h, _) = msg.split_first_chunk_mut::<HEADER_LEN>()?;
-    let old = u16::from_be_bytes([h[0], h[1]]);
-    let new = (ECHO_REPLY as u16) << 8;
-    let c = adjust(u16::from_be_bytes([h[2], h[3]]), old, new);
-    h[0] = ECHO_REPLY;
-    h[1] = 0;
-    h[2..4].copy_from_slice(&c.to_be_bytes());
+    let (first, _) = h.split_first_chunk_mut::<4>()?;
+    // Type, code and checksum: one 32-bit word, read and written whole.
+    let word = u32::from_be_bytes(*first);
+    let new = u16::from(ECHO_REPLY) << 8;
+    let c = adjust(word as u16, (word >> 16) as u16, new);
+    *first = (u32::from(new) << 16 | u32::from(c)).to_be_bytes();
     Some(())
 }
 
