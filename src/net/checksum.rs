@@ -172,10 +172,12 @@ mod mips {
     bnez $t4, 8f
     nop
     mzw1_sum_half
-    # Aligned: the words, 16 a pass, the last `maddu` in the delay slot.
+    # Aligned: the words, 16 a pass, the last `maddu` in the delay slot. The bytes left
+    # ($a1, free since $t1 holds the end) also give the tail: their last two bits,
+    # unchanged as whole words are taken.
 2:
-    subu $t2, $t1, $a0
-    srl $t2, $t2, 2
+    subu $a1, $t1, $a0
+    srl $t2, $a1, 2
     srl $t3, $t2, 4
     beqz $t3, 4f
     sll $t3, $t3, 6
@@ -190,8 +192,8 @@ mod mips {
     addiu $a0, $a0, 64
     bne $a0, $t3, 3b
     maddu $t6, $t0
-    # The rest, 0 to 15 words: 8, 4, 2, 1, each test's `andi` in
-    # the delay slot of the branch before it.
+    # The rest, 0 to 15 words: 8, 4, 2, 1, each test's `andi` in the delay slot of the
+    # branch before it (the last, the tail's halfword test).
 4:
     andi $t4, $t2, 8
     beqz $t4, 20f
@@ -213,14 +215,12 @@ mod mips {
     addiu $a0, $a0, 8
 22:
     beqz $t4, 23f
-    nop
+    andi $t4, $a1, 2
     lw $t5, 0($a0)
     addiu $a0, $a0, 4
     maddu $t5, $t0
 23:
     # Tail, 0 to 3 bytes from an aligned address: a halfword, then an even byte `b`.
-    subu $t4, $t1, $a0
-    andi $t4, $t4, 2
     beqz $t4, 8f
     nop
     mzw1_sum_half
