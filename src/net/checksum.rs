@@ -258,6 +258,18 @@ mod mips {
 #[cfg(all(target_arch = "mips", target_endian = "little"))]
 use mips::sum_address_order;
 
+/// The sum of `data` in network order, unfolded, for data that starts at an odd (`odd`)
+/// or even position of the bytes summed before it.
+#[inline(always)]
+fn network_order_sum(data: &[u8], odd: bool) -> u32 {
+    let s = sum_address_order(data);
+    // Swapped (rotated by 8 before folding) if the data starts at an even address
+    // (little-endian), and once more if it starts at an odd position.
+    let even = data.as_ptr() as usize & 1 == 0;
+    let swap = (even == cfg!(target_endian = "little")) != odd;
+    s.rotate_right(8 * swap as u32)
+}
+
 impl Checksum {
     /// An empty sum.
     #[inline(always)]
@@ -268,13 +280,10 @@ impl Checksum {
     /// Adds bytes that follow everything added so far.
     #[inline]
     pub fn add(&mut self, data: &[u8]) {
-        let s = sum_address_order(data);
-        // To network order at this position: swapped (rotated by 8 before folding) if
-        // the data starts at an even address (little-endian), and once more if it
-        // starts at an odd position of the bytes summed so far.
-        let even = data.as_ptr() as usize & 1 == 0;
-        let swap = (even == cfg!(target_endian = "little")) != self.odd;
-        self.acc += fold(s.rotate_right(8 * swap as u32)) as u32;
+        let s = network_order_sum(data, self.odd);
+        // One step of the fold is enough here: it leaves at most 0x1FFFE, so the pieces of
+        // a packet cannot overflow `acc`, and `finish` folds the rest once for all.
+        self.acc += (s & 0xFFFF) + (s >> 16);
         self.odd ^= data.len() & 1 == 1;
     }
 
@@ -307,9 +316,9 @@ impl Checksum {
 /// data that includes its own correct checksum).
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
-    let mut c = Checksum::new();
-    c.add(data);
-    c.finish()
+    // Folded straight from the sum (as a `Checksum` of one piece would be, with a step
+    // of the fold more).
+    !fold(network_order_sum(data, false))
 }
 
 /// The TCP/UDP pseudo-header sum (RFC 9293 §3.1): source, destination, zero + protocol,
