@@ -147,8 +147,8 @@ mod mips {
     addiu $a0, $a0, 2
     maddu $t5, $t0
     .endm
-    mthi $zero
-    mtlo $zero
+    # HI:LO = 0 × 0: one instruction for both halves.
+    mult $zero, $zero
     addiu $t0, $zero, 1
     andi $t4, $a0, 3
     beqz $t4, 2f
