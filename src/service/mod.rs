@@ -1039,7 +1039,7 @@ fn respond(ctx: &mut Ctx<'_, '_, '_>, i: usize, status: Status, page: Option<&'s
 
 /// Sends what is owed of an HTTP response as TCP room allows; closes when done.
 fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
-    let Some(&slot) = ctx.slots.get(i) else {
+    let Some(slot) = ctx.slots.get(i) else {
         return;
     };
     let Some(conn) = slot.conn else { return };
@@ -1082,13 +1082,14 @@ fn pay_response(ctx: &mut Ctx<'_, '_, '_>, i: usize) {
             s.owed = Owed::Nothing;
             s.state = ClientState::Closing;
             s.since = now;
-        } else {
-            s.owed = Owed::Response {
-                status,
-                body,
-                head_sent,
-                sent,
-            };
+        } else if let Owed::Response {
+            head_sent: h,
+            sent: n,
+            ..
+        } = &mut s.owed
+        {
+            // Only the progress changed: the status and body stay where they are.
+            (*h, *n) = (head_sent, sent);
         }
     }
     if done {
