@@ -706,20 +706,19 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     /// Aborts: RST to the peer, slot freed at once. No event follows.
     pub fn abort(&mut self, id: ConnId) -> bool {
         let i = id.index as usize;
+        // Every state `slot` finds (all but CLOSED) has a peer to reset.
         let Some(c) = self.slot(id) else { return false };
-        if c.state.synchronized() || c.state == State::SynReceived {
-            let (mac, ip) = (c.remote_mac, c.remote_ip);
-            let hdr = header(
-                self.core.config.port,
-                c.remote_port,
-                c.sent_nxt(),
-                c.rcv_nxt,
-                Flags::RST | Flags::ACK,
-                0,
-            );
-            self.emit(mac, ip, &hdr);
-            self.core.stats.rst_sent += 1;
-        }
+        let (mac, ip) = (c.remote_mac, c.remote_ip);
+        let hdr = header(
+            self.core.config.port,
+            c.remote_port,
+            c.sent_nxt(),
+            c.rcv_nxt,
+            Flags::RST | Flags::ACK,
+            0,
+        );
+        self.emit(mac, ip, &hdr);
+        self.core.stats.rst_sent += 1;
         self.free(i);
         true
     }
@@ -1220,7 +1219,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 let iss = isn::isn(&self.core.config.secret, &tuple, self.now.millis());
                 self.open(i, mac, ip, seg.src_port, iss, seg.seq, mss);
                 if let Some(c) = self.conns.get_mut(i) {
-                    c.state = State::SynReceived;
                     c.snd_wnd = seg.window;
                     c.timer = Deadline::at(self.now.plus(c.rtt.rto()));
                     c.flags.set(ConnFlags::SACK_OK, seg.sack_permitted);
