@@ -1543,18 +1543,26 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
         };
         for i in 0..C {
             glue.pay(&mut tcp, i);
-            let Some(&slot) = glue.core.slots.get(i) else {
+            // What the timeouts read of the slot, not a copy of all of it.
+            let Some(&Slot {
+                conn: Some(conn),
+                state,
+                since,
+                last_rx,
+                pinged,
+                ..
+            }) = glue.core.slots.get(i)
+            else {
                 continue;
             };
-            let Some(conn) = slot.conn else { continue };
             let client = ClientId(i as u8);
             let stats = &mut glue.core.stats;
-            let expired = match slot.state {
-                ClientState::Connecting if now.since(slot.since) >= config.handshake_timeout_ms => {
+            let expired = match state {
+                ClientState::Connecting if now.since(since) >= config.handshake_timeout_ms => {
                     Some((&mut stats.handshake_timeouts, ErrorKind::HandshakeTimeout))
                 }
                 ClientState::Connected if config.idle_timeout_ms > 0 => {
-                    let idle = now.since(slot.last_rx);
+                    let idle = now.since(last_rx);
                     let (mut ctx, _, _) = Glue::<H, C>::ctx(glue.core, &mut tcp);
                     if idle >= config.idle_timeout_ms {
                         ctx.stats.idle_timeouts += 1;
@@ -1562,7 +1570,7 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                         let _ = ctx.close_connection(client, code::NORMAL, b"idle");
                         emit(glue.handler, &mut ctx, client, Event::Closing);
                     } else if config.ping_before_timeout
-                        && !slot.pinged
+                        && !pinged
                         && idle >= config.idle_timeout_ms / 2
                         && ctx.ping_client(client, b"").is_ok()
                         && let Some(s) = ctx.slots.get_mut(i)
@@ -1571,7 +1579,7 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                     }
                     None
                 }
-                ClientState::Closing if now.since(slot.since) >= config.close_timeout_ms => {
+                ClientState::Closing if now.since(since) >= config.close_timeout_ms => {
                     Some((&mut stats.close_timeouts, ErrorKind::CloseTimeout))
                 }
                 _ => None,
