@@ -396,7 +396,14 @@ impl Receiver {
     /// Decodes `data` in place. Returns the bytes consumed (the rest is to be offered
     /// again, from its first byte, once the sink can take more), or the close code that
     /// fails the connection (§7.1.7).
+    ///
+    /// Every chunk, be it payload, bytes carried from an earlier call or an empty data
+    /// frame's marker, reaches the sink from one call, at the end of the loop: the sink
+    /// is then inlined here, and its layer's register saves go.
     pub fn process<S: FrameSink>(&mut self, data: &mut [u8], sink: &mut S) -> Result<usize, u16> {
+        // A chunk ready for the sink before any new input is decoded: its length at the
+        // start of `data` (0 for a marker) and whether it ends the message.
+        let mut ready = None;
         if self.hold != Hold::Nothing {
             if matches!(self.hold, Hold::Failed | Hold::Closed) {
                 // Discarded (the service stops calling once the client's Close is in).
@@ -414,109 +421,128 @@ impl Receiver {
                 }
             }
             if self.hold == Hold::Marker {
-                if !self.offer_marker(sink) {
-                    return Ok(0);
-                }
                 self.hold = Hold::Nothing;
+                ready = Some((0, self.fin));
             }
+        } else if self.carried > 0 {
+            // Already unmasked and validated: straight to the sink (never with a marker:
+            // the receiver stops at bytes the sink left).
+            if data.is_empty() {
+                return Ok(0);
+            }
+            let n = self.carried.min(data.len());
+            ready = Some((n, self.carried_last && n == self.carried));
+            self.carried -= n;
         }
         let mut pos = 0;
-        if self.carried > 0 {
-            // Already unmasked and validated: straight to the sink.
-            let kind = self.message.unwrap_or(MessageKind::Binary);
-            let n = self.carried.min(data.len());
-            let last = self.carried_last && n == self.carried;
-            let Some(chunk) = data.get_mut(..n) else {
-                return Ok(0);
-            };
-            let took = sink
-                .data(chunk, kind, !self.started, last)
-                .unwrap_or(0)
-                .min(n);
-            if took > 0 {
-                self.started = true;
-            }
-            self.carried -= took;
-            if self.carried > 0 {
-                return Ok(took);
-            }
-            if last {
-                self.end_message();
-            }
-            pos = n;
-        }
         loop {
-            if self.remaining == 0 {
-                let Some(rest @ [_, ..]) = data.get(pos..) else {
-                    // No header byte to take (a header is never complete before its
-                    // last byte is fed).
-                    return Ok(pos);
-                };
-                let (used, header) = self.header.feed(rest);
-                pos += used;
-                match header {
-                    None => return Ok(pos),
-                    Some(Err(code)) => return self.fail(code),
-                    Some(Ok(h)) => {
-                        if let Err(code) = self.begin_frame(h) {
-                            return self.fail(code);
+            let (take, last) = match ready.take() {
+                Some(chunk) => chunk,
+                None => 'decode: loop {
+                    if self.remaining == 0 {
+                        let Some(rest @ [_, ..]) = data.get(pos..) else {
+                            // No header byte to take (a header is never complete before
+                            // its last byte is fed).
+                            return Ok(pos);
+                        };
+                        let (used, header) = self.header.feed(rest);
+                        pos += used;
+                        match header {
+                            None => return Ok(pos),
+                            Some(Err(code)) => return self.fail(code),
+                            Some(Ok(h)) => {
+                                if let Err(code) = self.begin_frame(h) {
+                                    return self.fail(code);
+                                }
+                                if self.remaining == 0 {
+                                    if self.opcode.is_control() {
+                                        match self.end_control(sink) {
+                                            Ok(true) => continue,
+                                            Ok(false) => return Ok(pos),
+                                            Err(code) => return self.fail(code),
+                                        }
+                                    }
+                                    // An empty data frame: the sink is told where a
+                                    // message starts or ends (if it is the message's
+                                    // first frame or its last).
+                                    let last = self.fin;
+                                    if self.message == Some(MessageKind::Text)
+                                        && last
+                                        && self.utf8.finish().is_err()
+                                    {
+                                        return self.fail(code::INVALID_PAYLOAD);
+                                    }
+                                    if self.started && !last {
+                                        continue;
+                                    }
+                                    break 'decode (0, last);
+                                }
+                            }
                         }
+                    }
+                    // Payload.
+                    let avail = data.len().saturating_sub(pos);
+                    if avail == 0 {
+                        return Ok(pos);
+                    }
+                    let take = (self.remaining.min(avail as u64)) as usize;
+                    let Some(chunk) = data.get_mut(pos..pos + take) else {
+                        return Ok(pos);
+                    };
+                    let short_ascii = self.unmasker.apply(chunk);
+                    self.remaining -= take as u64;
+                    if self.opcode.is_control() {
+                        // Control payloads are small (≤ 125 bytes) and kept whole.
+                        if self.control.extend_from_slice(chunk).is_err() {
+                            return self.fail(code::PROTOCOL_ERROR);
+                        }
+                        pos += take;
                         if self.remaining == 0 {
-                            match self.end_frame(sink) {
-                                Ok(true) => continue,
+                            match self.end_control(sink) {
+                                Ok(true) => {}
                                 Ok(false) => return Ok(pos),
                                 Err(code) => return self.fail(code),
                             }
                         }
+                        continue;
                     }
-                }
-            }
-            // Payload.
-            let avail = data.len().saturating_sub(pos);
-            if avail == 0 {
-                return Ok(pos);
-            }
-            let take = (self.remaining.min(avail as u64)) as usize;
+                    let last = self.remaining == 0 && self.fin;
+                    // ASCII between characters leaves the validator as it is: nothing to
+                    // feed.
+                    if self.message == Some(MessageKind::Text)
+                        && !(short_ascii && self.utf8.is_boundary())
+                    {
+                        // Fail fast: the first invalid byte fails the connection (§8.1),
+                        // before the chunk is delivered.
+                        if self.utf8.feed(chunk).is_err() || (last && self.utf8.finish().is_err()) {
+                            return self.fail(code::INVALID_PAYLOAD);
+                        }
+                    }
+                    break 'decode (take, last);
+                },
+            };
+            // To the sink: `take` bytes at `pos` (none: a marker, which the sink may refuse
+            // whole).
+            let kind = self.message.unwrap_or(MessageKind::Binary);
             let Some(chunk) = data.get_mut(pos..pos + take) else {
                 return Ok(pos);
             };
-            let short_ascii = self.unmasker.apply(chunk);
-            self.remaining -= take as u64;
-            if self.opcode.is_control() {
-                // Control payloads are small (≤ 125 bytes) and kept whole.
-                if self.control.extend_from_slice(chunk).is_err() {
-                    return self.fail(code::PROTOCOL_ERROR);
+            let took = match sink.data(chunk, kind, !self.started, last) {
+                Some(n) => n.min(take),
+                None if take == 0 => {
+                    self.hold = Hold::Marker;
+                    return Ok(pos);
                 }
-                pos += take;
-                if self.remaining == 0 {
-                    match self.end_frame(sink) {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(pos),
-                        Err(code) => return self.fail(code),
-                    }
-                }
-                continue;
-            }
-            let kind = self.message.unwrap_or(MessageKind::Binary);
-            let last = self.remaining == 0 && self.fin;
-            // ASCII between characters leaves the validator as it is: nothing to feed.
-            if kind == MessageKind::Text && !(short_ascii && self.utf8.is_boundary()) {
-                // Fail fast: the first invalid byte fails the connection (§8.1), before
-                // the chunk is delivered.
-                if self.utf8.feed(chunk).is_err() || (last && self.utf8.finish().is_err()) {
-                    return self.fail(code::INVALID_PAYLOAD);
-                }
-            }
-            let took = sink
-                .data(chunk, kind, !self.started, last)
-                .unwrap_or(0)
-                .min(take);
-            if took > 0 {
+                None => 0,
+            };
+            if took > 0 || take == 0 {
                 self.started = true;
             }
             if took < take {
-                self.carried = take - took;
-                self.carried_last = last;
+                // Kept for the next call, as unmasked and validated (the carried bytes
+                // left by an earlier call included).
+                self.carried += take - took;
+                self.carried_last |= last;
                 return Ok(pos + took);
             }
             pos += take;
@@ -555,52 +581,21 @@ impl Receiver {
         Ok(())
     }
 
-    /// A frame's payload is complete. Returns whether processing may go on.
-    fn end_frame<S: FrameSink>(&mut self, sink: &mut S) -> Result<bool, u16> {
-        if self.opcode.is_control() {
-            if self.opcode == Opcode::Close {
-                check_close_payload(&self.control)?;
-            }
-            if !sink.control(self.opcode, &self.control) {
-                self.hold = Hold::Control;
-                return Ok(false);
-            }
-            self.control.clear();
-            if self.opcode == Opcode::Close {
-                self.hold = Hold::Closed;
-                return Ok(false);
-            }
-            return Ok(true);
+    /// A control frame's payload is complete. Returns whether processing may go on.
+    fn end_control<S: FrameSink>(&mut self, sink: &mut S) -> Result<bool, u16> {
+        if self.opcode == Opcode::Close {
+            check_close_payload(&self.control)?;
         }
-        // An empty data frame: tell the sink where a message starts or ends.
-        let kind = self.message.unwrap_or(MessageKind::Binary);
-        let last = self.fin;
-        if kind == MessageKind::Text && last && self.utf8.finish().is_err() {
-            return Err(code::INVALID_PAYLOAD);
+        if !sink.control(self.opcode, &self.control) {
+            self.hold = Hold::Control;
+            return Ok(false);
         }
-        if !self.offer_marker(sink) {
-            self.hold = Hold::Marker;
+        self.control.clear();
+        if self.opcode == Opcode::Close {
+            self.hold = Hold::Closed;
             return Ok(false);
         }
         Ok(true)
-    }
-
-    /// Tells the sink where a message starts or ends for an empty data frame (if it is
-    /// the message's first frame or its last). Returns false if the sink cannot take it.
-    fn offer_marker<S: FrameSink>(&mut self, sink: &mut S) -> bool {
-        let kind = self.message.unwrap_or(MessageKind::Binary);
-        let last = self.fin;
-        if self.started && !last {
-            return true;
-        }
-        if sink.data(&mut [], kind, !self.started, last).is_none() {
-            return false;
-        }
-        self.started = true;
-        if last {
-            self.end_message();
-        }
-        true
     }
 
     fn end_message(&mut self) {
