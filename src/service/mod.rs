@@ -648,7 +648,8 @@ struct Glue<'g, H, const C: usize> {
 
 /// The frame receiver's sink for one client.
 struct Sink<'s, 'c, 'a, 'm, H> {
-    ctx: &'s mut Ctx<'c, 'a, 'm>,
+    /// Held here, not lent: one pointer fewer to follow to the client table and TCP.
+    ctx: Ctx<'c, 'a, 'm>,
     handler: &'s mut Option<H>,
     client: ClientId,
     /// The client's Close is in (or TCP closed, or the connection failed): data is no
@@ -671,7 +672,12 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
         }
         let n = match self.handler.as_mut() {
             Some(h) => h
-                .on_data(self.ctx, self.client, chunk, DataInfo { kind, first, last })?
+                .on_data(
+                    &mut self.ctx,
+                    self.client,
+                    chunk,
+                    DataInfo { kind, first, last },
+                )?
                 .min(chunk.len()),
             None => {
                 self.ctx.stats.events_without_handler += 1;
@@ -700,9 +706,19 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                     return false;
                 }
                 self.ctx.stats.pongs_sent += 1;
-                emit(self.handler, self.ctx, self.client, Event::Ping(payload));
+                emit(
+                    self.handler,
+                    &mut self.ctx,
+                    self.client,
+                    Event::Ping(payload),
+                );
             }
-            Opcode::Pong => emit(self.handler, self.ctx, self.client, Event::Pong(payload)),
+            Opcode::Pong => emit(
+                self.handler,
+                &mut self.ctx,
+                self.client,
+                Event::Pong(payload),
+            ),
             Opcode::Close => {
                 if slot.close_received {
                     return true;
@@ -727,12 +743,12 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                 // and the slot freed after this segment's frames (`finish_if_done`).
                 emit(
                     self.handler,
-                    self.ctx,
+                    &mut self.ctx,
                     self.client,
                     Event::CloseReceived { code, reason },
                 );
                 if slot.state == ClientState::Connected {
-                    emit(self.handler, self.ctx, self.client, Event::Closing);
+                    emit(self.handler, &mut self.ctx, self.client, Event::Closing);
                 }
             }
             _ => {}
@@ -1316,18 +1332,19 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         data: &mut [u8],
         after_close: bool,
     ) -> usize {
-        let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
+        let (ctx, rx, _) = Self::ctx(self.core, tcp);
         let Some(RxState::Frames(receiver)) = rx.get_mut(i) else {
             return data.len();
         };
         let mut sink = Sink {
-            ctx: &mut ctx,
+            ctx,
             handler: self.handler,
             client: ClientId(i as u8),
             after_close,
         };
         match receiver.process(data, &mut sink) {
             Ok(n) => {
+                let ctx = sink.ctx;
                 if n > 0 {
                     // The client made progress: it is not idle. Bytes offered again and
                     // still not taken do not count, so a client that stalls its own echo
