@@ -535,16 +535,16 @@ impl Receiver {
                 }
                 None => 0,
             };
-            if took > 0 || take == 0 {
-                self.started = true;
-            }
             if took < take {
                 // Kept for the next call, as unmasked and validated (the carried bytes
                 // left by an earlier call included).
+                self.started |= took > 0;
                 self.carried += take - took;
                 self.carried_last |= last;
                 return Ok(pos + took);
             }
+            // All taken (a marker too): the message has begun.
+            self.started = true;
             pos += take;
             if last {
                 self.end_message();
