@@ -436,8 +436,12 @@ impl Receiver {
         }
         let mut pos = 0;
         loop {
-            let (take, last) = match ready.take() {
-                Some(chunk) => chunk,
+            let (chunk, last): (&mut [u8], bool) = match ready.take() {
+                // `ready` is set before the first decoding only: `pos` is 0.
+                Some((n, last)) => match data.get_mut(..n) {
+                    Some(chunk) => (chunk, last),
+                    None => return Ok(0),
+                },
                 None => 'decode: loop {
                     if self.remaining == 0 {
                         let Some(rest @ [_, ..]) = data.get(pos..) else {
@@ -475,7 +479,7 @@ impl Receiver {
                                     if self.started && !last {
                                         continue;
                                     }
-                                    break 'decode (0, last);
+                                    break 'decode (&mut [], last);
                                 }
                             }
                         }
@@ -518,15 +522,13 @@ impl Receiver {
                             return self.fail(code::INVALID_PAYLOAD);
                         }
                     }
-                    break 'decode (take, last);
+                    break 'decode (chunk, last);
                 },
             };
-            // To the sink: `take` bytes at `pos` (none: a marker, which the sink may refuse
-            // whole).
+            // To the sink: the `take` bytes at `pos` (none: a marker, which the sink may
+            // refuse whole).
+            let take = chunk.len();
             let kind = self.message.unwrap_or(MessageKind::Binary);
-            let Some(chunk) = data.get_mut(pos..pos + take) else {
-                return Ok(pos);
-            };
             let took = match sink.data(chunk, kind, !self.started, last) {
                 Some(n) => n.min(take),
                 None if take == 0 => {
