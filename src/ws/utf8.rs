@@ -564,7 +564,8 @@ impl Utf8Validator {
     /// No sequence is in progress: the bytes fed so far are valid UTF-8 on their own.
     #[inline(always)]
     pub const fn is_boundary(&self) -> bool {
-        self.need == 0 && !self.failed
+        // One test of both, not a branch for each.
+        self.need | self.failed as u8 == 0
     }
 }
 
