@@ -52,23 +52,20 @@ pub fn siphash24(key: &[u8; 16], msg: &[u8; 16]) -> u64 {
         v[1] = v[1].rotate_left(17) ^ v[2];
         v[2] = v[2].rotate_left(32);
     }
-    // The message's two words, then the final block (its length, 16, in the top byte):
-    // two rounds each, the word XORed into v3 before them and into v0 after. Then v2 ^=
-    // 0xFF and four rounds. One loop of ten rounds, so that the round (some 60
-    // instructions of 64-bit arithmetic on MIPS32) is in flash once, not ten times.
-    let m = [le(msg, 0), le(msg, 8), 16u64 << 56];
-    for r in 0..10 {
-        let word = m.get(r / 2).copied().unwrap_or(0);
-        if r % 2 == 0 {
-            v[3] ^= word;
-        }
-        if r == 6 {
+    // The message's two words, then the final block (its length, 16, in the top byte),
+    // then two empty passes: each word XORed into v3, two rounds, XORed into v0; v2 ^=
+    // 0xFF before the 4th pass starts the four finalization rounds. One loop, so that the
+    // round (some 50 instructions of 64-bit arithmetic on MIPS32) is in flash once.
+    let words = [le(msg, 0), le(msg, 8), 16u64 << 56, 0, 0];
+    for (pass, &word) in words.iter().enumerate() {
+        if pass == 3 {
             v[2] ^= 0xFF;
         }
-        round(&mut v);
-        if r % 2 == 1 {
-            v[0] ^= word;
+        v[3] ^= word;
+        for _ in 0..2 {
+            round(&mut v);
         }
+        v[0] ^= word;
     }
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
