@@ -40,6 +40,7 @@ pub fn siphash24(key: &[u8; 16], msg: &[u8; 16]) -> u64 {
         k0 ^ 0x6c79_6765_6e65_7261,
         k1 ^ 0x7465_6462_7974_6573,
     ];
+    #[inline(always)]
     fn round(v: &mut [u64; 4]) {
         v[0] = v[0].wrapping_add(v[1]);
         v[1] = rotl::<13>(v[1]) ^ v[0];
@@ -54,17 +55,18 @@ pub fn siphash24(key: &[u8; 16], msg: &[u8; 16]) -> u64 {
     }
     // The message's two words, then the final block (its length, 16, in the top byte),
     // then two empty passes: each word XORed into v3, two rounds, XORed into v0; v2 ^=
-    // 0xFF before the 4th pass starts the four finalization rounds. One loop, so that the
-    // round (some 50 instructions of 64-bit arithmetic on MIPS32) is in flash once.
+    // 0xFF before the 4th pass starts the four finalization rounds. A loop of passes, so
+    // that the round (some 44 instructions of 64-bit arithmetic on MIPS32) is in flash
+    // twice, not ten times; `inline(always)`, as called out of line it keeps `v` in memory,
+    // and written out twice, as an inner loop of two cost 4 instructions a round.
     let words = [le(msg, 0), le(msg, 8), 16u64 << 56, 0, 0];
     for (pass, &word) in words.iter().enumerate() {
         if pass == 3 {
             v[2] ^= 0xFF;
         }
         v[3] ^= word;
-        for _ in 0..2 {
-            round(&mut v);
-        }
+        round(&mut v);
+        round(&mut v);
         v[0] ^= word;
     }
     v[0] ^ v[1] ^ v[2] ^ v[3]
