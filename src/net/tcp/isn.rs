@@ -161,6 +161,12 @@ mod tests {
         let key: [u8; 16] = core::array::from_fn(|i| i as u8);
         let msg: [u8; 16] = core::array::from_fn(|i| i as u8);
         assert_eq!(siphash24(&key, &msg), 0x3f2a_cc7f_57c2_9bdb);
+        // Three more, from a plain SipHash-2-4 (the bench firmware checks the same four on
+        // MIPS, where the rotations are assembly).
+        let high: [u8; 16] = core::array::from_fn(|i| 0x80 + i as u8);
+        assert_eq!(siphash24(&[0xFF; 16], &[0xFF; 16]), 0x1a27_dd85_9ed2_9a2e);
+        assert_eq!(siphash24(&high, &[0xA5; 16]), 0x26de_2564_2ac8_f41e);
+        assert_eq!(siphash24(&[0; 16], &[0; 16]), 0x32ca_ecc2_8017_2976);
     }
 
     #[test]
