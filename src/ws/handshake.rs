@@ -150,6 +150,10 @@ static TCHAR: [bool; 256] = {
 
 /// A small buffer that remembers whether something did not fit.
 ///
+/// `len` is [`Self::OVERFLOW`] once something did not fit: one byte to clear and to test
+/// for emptiness, where a separate flag was a second store for each clear and a second
+/// load and branch for each test (three of each for every header line).
+///
 /// Its bytes start uninitialised: a parser is made for every connection, and zeroing 64
 /// bytes at an odd offset costs more than the rest of its set-up. Only `..len` is ever
 /// read, and every byte there was written by `append`.
@@ -157,11 +161,12 @@ static TCHAR: [bool; 256] = {
 struct Scratch<const N: usize> {
     bytes: [MaybeUninit<u8>; N],
     len: u8,
-    overflow: bool,
 }
 
 impl<const N: usize> Scratch<N> {
-    const FITS: () = assert!(N <= u8::MAX as usize);
+    /// The `len` of a buffer that something did not fit.
+    const OVERFLOW: u8 = u8::MAX;
+    const FITS: () = assert!(N < Self::OVERFLOW as usize);
 
     const fn new() -> Self {
         #[allow(clippy::let_unit_value)]
@@ -169,30 +174,29 @@ impl<const N: usize> Scratch<N> {
         Scratch {
             bytes: [MaybeUninit::uninit(); N],
             len: 0,
-            overflow: false,
         }
     }
 
     fn clear(&mut self) {
         self.len = 0;
-        self.overflow = false;
     }
 
     fn is_empty(&self) -> bool {
-        self.len == 0 && !self.overflow
+        self.len == 0
     }
 
     /// Appends `s` (a piece of a name or value cut by a segment's end: rare, so not
     /// inlined at each of its callers).
     #[inline(never)]
     fn append(&mut self, s: &[u8]) {
+        // Once overflowed, `at` (255) is past the end: it stays so.
         let at = self.len as usize;
         match self.bytes.get_mut(at..at + s.len()) {
             Some(d) => {
                 d.write_copy_of_slice(s);
                 self.len += s.len() as u8;
             }
-            None => self.overflow = true,
+            None => self.len = Self::OVERFLOW,
         }
     }
 
@@ -214,7 +218,7 @@ impl<const N: usize> Scratch<N> {
     /// The contents, or `None` if some did not fit.
     #[inline(never)]
     fn get(&self) -> Option<&[u8]> {
-        if self.overflow {
+        if self.len == Self::OVERFLOW {
             return None;
         }
         let written = self.bytes.get(..self.len as usize)?;
