@@ -791,7 +791,9 @@ impl RequestParser {
                 // A comma-separated token list (RFC 9110 §5.6.1), a token at a time: a
                 // comma ends one; blanks end one too, and between tokens separate
                 // nothing. A token cut by the segment's end goes on in the next.
-                while let Some(k) = run.iter().position(|&b| b == b',' || is_blank(b)) {
+                // One comparison for each byte above the comma (letters, digits, `-`).
+                let ends_token = |&b: &u8| b <= b',' && (b == b',' || is_blank(b));
+                while let Some(k) = run.iter().position(ends_token) {
                     let (token, rest) = run.split_at(k);
                     if rest.first() == Some(&b',') || !token.is_empty() || !self.scratch.is_empty()
                     {
