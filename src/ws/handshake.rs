@@ -699,7 +699,8 @@ impl RequestParser {
     fn header_line(&mut self, rest: &[u8], config: &HandshakeConfig) -> Result<usize, Status> {
         let mut used = 0;
         if self.phase == Phase::LineStart {
-            self.scratch.clear();
+            // The scratch buffer is empty already: nothing uses it before the headers,
+            // and `end_value` clears it at each line's end.
             self.phase = Phase::Name;
         }
         if self.phase == Phase::Name {
