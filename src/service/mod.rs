@@ -287,7 +287,7 @@ enum Owed {
 }
 
 /// A client's send side and timers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Slot {
     state: ClientState,
     conn: Option<ConnId>,
@@ -1300,13 +1300,14 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let remote = tcp.remote(conn).unwrap_or_default();
         let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
         if let (Some(s), Some(r)) = (ctx.slots.get_mut(i), rx.get_mut(i)) {
-            *s = Slot {
-                state: ClientState::Connecting,
-                conn: Some(conn),
-                since: now,
-                last_rx: now,
-                ..Slot::new()
-            };
+            // The slot is CLOSED, and a CLOSED slot is `Slot::new()` (`release` and the
+            // initial table make the only ones): just the connection's own fields are
+            // set, not the whole slot rebuilt.
+            debug_assert!(*s == Slot::new());
+            s.state = ClientState::Connecting;
+            s.conn = Some(conn);
+            s.since = now;
+            s.last_rx = now;
             *r = RxState::Handshake(RequestParser::new());
         }
         emit(
