@@ -1158,7 +1158,7 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
                 }
                 let now = tcp.now();
                 self.peer_closed(tcp, i, conn, now);
-                self.finish_if_done(tcp, i);
+                self.finish_if_done_out_of_line(tcp, i);
             }
             TcpEvent::Closed | TcpEvent::Reset | TcpEvent::TimedOut => {
                 let error = match event {
@@ -1258,7 +1258,7 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
 
     /// The client's connection is gone (or given up): its error event, if any, then
     /// its slot freed and `Closed`. Out of line: once per connection, from four places,
-    /// `finish_if_done` among them (itself inlined into three), which had copies.
+    /// `finish_if_done` among them (itself inlined into two), which had copies.
     #[inline(never)]
     fn release(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize, error: Option<ErrorKind>) {
         let (mut ctx, rx, _) = Self::ctx(self.core, tcp);
@@ -1426,13 +1426,13 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
             self.frames(tcp, i, &mut []);
         }
-        self.finish_if_done(tcp, i);
+        self.finish_if_done_out_of_line(tcp, i);
     }
 
     /// Once both Close frames are through (or ours after a failure), the server closes
     /// TCP first (§7.1.1) and the client is gone: its slot is free at once, while TCP
-    /// finishes the close on its own. Inlined: after every segment's data, where the
-    /// client's slot is at hand.
+    /// finishes the close on its own. Inlined after every segment's data, where the
+    /// client's slot is at hand; the other callers share `finish_if_done_out_of_line`.
     #[inline(always)]
     fn finish_if_done(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
         let Some(&slot) = self.core.slots.get(i) else {
@@ -1444,6 +1444,13 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         }
         tcp.close(conn);
         self.release(tcp, i, None);
+    }
+
+    /// `finish_if_done` for the callers off the data path (a FIN, `pay`): one copy
+    /// for them both, where each had its own.
+    #[inline(never)]
+    fn finish_if_done_out_of_line(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
+        self.finish_if_done(tcp, i);
     }
 }
 
