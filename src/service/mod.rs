@@ -868,69 +868,55 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(RxState::Handshake(parser)) = rx.get_mut(i) else {
             return data.len();
         };
-        let client = ClientId(i as u8);
-        let used = match parser.feed(data, &config.handshake) {
+        // Every answer but the 101 is an HTTP response, after which nothing more is read
+        // from this client (`RxState::Idle` discards it): one tail for them all. A page
+        // is looked up only for a complete request (`Refused` never carries 200).
+        let (status, page) = match parser.feed(data, &config.handshake) {
             Progress::NeedMore => return data.len(),
-            Progress::Refused(status) => {
-                // Nothing more is read from this client (`RxState::Idle` discards it).
-                if let Some(r) = rx.get_mut(i) {
-                    *r = RxState::Idle;
+            Progress::Refused(status) => (status, None),
+            Progress::Complete(used) => {
+                let request = parser.request();
+                match parser.verdict() {
+                    Status::SwitchingProtocols
+                        if self
+                            .handler
+                            .as_mut()
+                            .is_none_or(|h| h.accept(&request.path)) =>
+                    {
+                        if let Some(s) = ctx.slots.get_mut(i) {
+                            s.subprotocol = request.subprotocol;
+                            s.owed = Owed::Upgrade;
+                        }
+                        self.finish_upgrade(tcp, i);
+                        return used;
+                    }
+                    Status::SwitchingProtocols => (Status::NotFound, None),
+                    Status::Ok => (
+                        Status::Ok,
+                        self.handler.as_mut().and_then(|h| h.page(&request.path)),
+                    ),
+                    other => (other, None),
                 }
-                respond(&mut ctx, i, status, None);
-                emit(
-                    self.handler,
-                    &mut ctx,
-                    client,
-                    Event::Error(ErrorKind::Handshake(status)),
-                );
-                return data.len();
             }
-            Progress::Complete(n) => n,
         };
-        let request = parser.request();
-        let mut status = parser.verdict();
-        if status == Status::SwitchingProtocols
-            && !self
-                .handler
-                .as_mut()
-                .is_none_or(|h| h.accept(&request.path))
-        {
-            status = Status::NotFound;
+        if let Some(r) = rx.get_mut(i) {
+            *r = RxState::Idle;
         }
-        match status {
-            Status::SwitchingProtocols => {
-                if let Some(s) = ctx.slots.get_mut(i) {
-                    s.subprotocol = request.subprotocol;
-                    s.owed = Owed::Upgrade;
-                }
-                self.finish_upgrade(tcp, i);
-                used
-            }
-            Status::Ok => {
-                let page = self.handler.as_mut().and_then(|h| h.page(&request.path));
-                if let Some(r) = rx.get_mut(i) {
-                    *r = RxState::Idle;
-                }
-                match page {
-                    Some(p) => respond(&mut ctx, i, Status::Ok, Some(p)),
-                    None => respond(&mut ctx, i, Status::NotFound, None),
-                }
-                data.len()
-            }
-            other => {
-                if let Some(r) = rx.get_mut(i) {
-                    *r = RxState::Idle;
-                }
-                respond(&mut ctx, i, other, None);
+        match (status, page) {
+            (Status::Ok, Some(p)) => respond(&mut ctx, i, Status::Ok, Some(p)),
+            // No such page: 404, not an error of the client's handshake.
+            (Status::Ok, None) => respond(&mut ctx, i, Status::NotFound, None),
+            (refused, _) => {
+                respond(&mut ctx, i, refused, None);
                 emit(
                     self.handler,
                     &mut ctx,
-                    client,
-                    Event::Error(ErrorKind::Handshake(other)),
+                    ClientId(i as u8),
+                    Event::Error(ErrorKind::Handshake(refused)),
                 );
-                data.len()
             }
         }
+        data.len()
     }
 }
 
