@@ -1139,9 +1139,7 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             TcpEvent::PeerClosed => {
                 // What the receiver holds back (a Close waiting for room to be echoed)
                 // goes first: it came before the FIN.
-                if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
-                    self.frames(tcp, i, &mut []);
-                }
+                self.offer_held(tcp, i);
                 let now = tcp.now();
                 self.peer_closed(tcp, i, conn, now);
                 self.finish_if_done_out_of_line(tcp, i);
@@ -1409,10 +1407,17 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         // A control frame (a Ping to answer, a Close to echo) or a message boundary the
         // receiver could not hand over for want of room: its bytes were consumed, so no
         // new input may come to carry it; offer it again now.
+        self.offer_held(tcp, i);
+        self.finish_if_done_out_of_line(tcp, i);
+    }
+
+    /// Offers the receiver again what it holds back (`Receiver::has_pending`), if
+    /// anything. Out of line: `pay` and the FIN had a copy each.
+    #[inline(never)]
+    fn offer_held(&mut self, tcp: &mut TcpApi<'_, '_>, i: usize) {
         if matches!(self.core.rx.get(i), Some(RxState::Frames(r)) if r.has_pending()) {
             self.frames(tcp, i, &mut []);
         }
-        self.finish_if_done_out_of_line(tcp, i);
     }
 
     /// Once both Close frames are through (or ours after a failure), the server closes
