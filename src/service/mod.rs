@@ -902,19 +902,19 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         if let Some(r) = rx.get_mut(i) {
             *r = RxState::Idle;
         }
-        match (status, page) {
-            (Status::Ok, Some(p)) => respond(&mut ctx, i, Status::Ok, Some(p)),
-            // No such page: 404, not an error of the client's handshake.
-            (Status::Ok, None) => respond(&mut ctx, i, Status::NotFound, None),
-            (refused, _) => {
-                respond(&mut ctx, i, refused, None);
-                emit(
-                    self.handler,
-                    &mut ctx,
-                    ClientId(i as u8),
-                    Event::Error(ErrorKind::Handshake(refused)),
-                );
-            }
+        // No such page: 404, not an error of the client's handshake.
+        let answer = match page {
+            None if status == Status::Ok => Status::NotFound,
+            _ => status,
+        };
+        respond(&mut ctx, i, answer, page);
+        if status != Status::Ok {
+            emit(
+                self.handler,
+                &mut ctx,
+                ClientId(i as u8),
+                Event::Error(ErrorKind::Handshake(status)),
+            );
         }
         data.len()
     }
