@@ -630,6 +630,68 @@ fn abort_sends_rst_and_frees_the_slot() {
 }
 
 #[test]
+fn abort_after_both_fins_frees_the_slot_without_rst() {
+    // RFC 9293 §3.10.5: ABORT in CLOSING, LAST-ACK or TIME-WAIT deletes the TCB and
+    // sends nothing.
+    let mut cfg = tcp_config();
+    cfg.time_wait_ms = 60_000;
+    // TIME-WAIT: we closed first, the peer acknowledged and sent its FIN.
+    let mut rig = Rig::with(cfg, Mode::Sink);
+    let iss = rig.connect(P, 100);
+    let id = rig.conn();
+    rig.tcp().close(id);
+    rig.board.step(&mut rig.fw);
+    rig.take_out();
+    rig.send(Seg::new(P, 101, iss + 2, ACK | FIN));
+    assert_eq!(rig.tcp().state(id), Some(State::TimeWait));
+    let rst_before = rig.fw.iface.tcp_stats().rst_sent;
+    assert!(rig.tcp().abort(id));
+    rig.board.step(&mut rig.fw);
+    assert!(rig.take_out().is_empty(), "no RST from TIME-WAIT");
+    assert_eq!(rig.fw.iface.tcp_stats().rst_sent, rst_before);
+    assert_eq!(rig.fw.iface.slots_in_use(), 0);
+    assert_eq!(rig.tcp().state(id), None);
+
+    // LAST-ACK: the peer closed first, then we did.
+    let mut rig = Rig::new();
+    let iss = rig.connect(P, 100);
+    let id = rig.conn();
+    rig.send(Seg::new(P, 101, iss + 1, ACK | FIN));
+    rig.tcp().close(id);
+    rig.board.step(&mut rig.fw);
+    rig.take_out();
+    assert_eq!(rig.tcp().state(id), Some(State::LastAck));
+    assert!(rig.tcp().abort(id));
+    rig.board.step(&mut rig.fw);
+    assert!(rig.take_out().is_empty(), "no RST from LAST-ACK");
+    assert_eq!(rig.fw.iface.slots_in_use(), 0);
+
+    // CLOSING: the FINs crossed.
+    let mut rig = Rig::new();
+    let iss = rig.connect(P, 100);
+    let id = rig.conn();
+    rig.tcp().close(id);
+    rig.board.step(&mut rig.fw);
+    rig.take_out();
+    rig.send(Seg::new(P, 101, iss + 1, ACK | FIN));
+    assert_eq!(rig.tcp().state(id), Some(State::Closing));
+    assert!(rig.tcp().abort(id));
+    rig.board.step(&mut rig.fw);
+    assert!(rig.take_out().is_empty(), "no RST from CLOSING");
+    assert_eq!(rig.fw.iface.slots_in_use(), 0);
+
+    // CLOSE-WAIT still has a peer waiting for data: it gets its reset.
+    let mut rig = Rig::new();
+    let iss = rig.connect(P, 100);
+    let id = rig.conn();
+    rig.send(Seg::new(P, 101, iss + 1, ACK | FIN));
+    assert_eq!(rig.tcp().state(id), Some(State::CloseWait));
+    assert!(rig.tcp().abort(id));
+    let segs = rig.take_out();
+    assert!(segs.iter().any(|s| s.has(RST)), "RST from CLOSE-WAIT");
+}
+
+#[test]
 fn rst_and_challenge_acks_are_rate_limited() {
     let mut cfg = tcp_config();
     cfg.rst_per_second = 5;

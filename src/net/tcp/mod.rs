@@ -703,22 +703,27 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         true
     }
 
-    /// Aborts: RST to the peer, slot freed at once. No event follows.
+    /// Aborts: RST to the peer when it still has a connection to reset, slot freed at
+    /// once. No event follows.
     pub fn abort(&mut self, id: ConnId) -> bool {
         let i = id.index as usize;
-        // Every state `slot` finds (all but CLOSED) has a peer to reset.
         let Some(c) = self.slot(id) else { return false };
-        let (mac, ip) = (c.remote_mac, c.remote_ip);
-        let hdr = header(
-            self.core.config.port,
-            c.remote_port,
-            c.sent_nxt(),
-            c.rcv_nxt,
-            Flags::RST | Flags::ACK,
-            0,
-        );
-        self.emit(mac, ip, &hdr);
-        self.core.stats.rst_sent += 1;
+        // RFC 9293 §3.10.5: SYN-RECEIVED, ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2 and
+        // CLOSE-WAIT send a reset; in CLOSING, LAST-ACK and TIME-WAIT both FINs are out,
+        // and the TCB is deleted without one.
+        if !matches!(c.state, State::Closing | State::LastAck | State::TimeWait) {
+            let (mac, ip) = (c.remote_mac, c.remote_ip);
+            let hdr = header(
+                self.core.config.port,
+                c.remote_port,
+                c.sent_nxt(),
+                c.rcv_nxt,
+                Flags::RST | Flags::ACK,
+                0,
+            );
+            self.emit(mac, ip, &hdr);
+            self.core.stats.rst_sent += 1;
+        }
         self.free(i);
         true
     }
