@@ -5,7 +5,7 @@
 #[path = "common/scripted.rs"]
 mod scripted;
 
-use mzw1_wss::net::tcp::{SendError, State, TcpConfig, TcpEvent};
+use mzw1_wss::net::tcp::{ConnId, SendError, State, TcpConfig, TcpEvent};
 use scripted::*;
 
 const P: u16 = 40000;
@@ -629,28 +629,45 @@ fn abort_sends_rst_and_frees_the_slot() {
     assert_eq!(rig.tcp().state(id), None, "stale handle");
 }
 
-#[test]
-fn abort_after_both_fins_frees_the_slot_without_rst() {
-    // RFC 9293 §3.10.5: ABORT in CLOSING, LAST-ACK or TIME-WAIT deletes the TCB and
-    // sends nothing.
-    let mut cfg = tcp_config();
-    cfg.time_wait_ms = 60_000;
-    // TIME-WAIT: we closed first, the peer acknowledged and sent its FIN.
+/// Aborts connection `id` of `rig`, which is in `state`, and checks that nothing was sent
+/// and the slot is free.
+fn abort_silently(mut rig: Rig, id: ConnId, state: State) {
+    assert_eq!(rig.tcp().state(id), Some(state));
+    let rst_before = rig.fw.iface.tcp_stats().rst_sent;
+    assert!(rig.tcp().abort(id));
+    rig.board.step(&mut rig.fw);
+    assert!(rig.take_out().is_empty(), "no RST from {state:?}");
+    assert_eq!(rig.fw.iface.tcp_stats().rst_sent, rst_before);
+    assert_eq!(rig.fw.iface.slots_in_use(), 0);
+    assert_eq!(rig.tcp().state(id), None, "stale handle");
+}
+
+/// A connection we closed first: its FIN is sent (FIN-WAIT-1).
+fn closed_by_us(cfg: TcpConfig) -> (Rig, ConnId, u32) {
     let mut rig = Rig::with(cfg, Mode::Sink);
     let iss = rig.connect(P, 100);
     let id = rig.conn();
     rig.tcp().close(id);
     rig.board.step(&mut rig.fw);
     rig.take_out();
+    (rig, id, iss)
+}
+
+#[test]
+fn abort_after_both_fins_frees_the_slot_without_rst() {
+    // RFC 9293 §3.10.5: ABORT in CLOSING, LAST-ACK or TIME-WAIT deletes the TCB and
+    // sends nothing.
+    let mut cfg = tcp_config();
+    cfg.time_wait_ms = 60_000;
+    // TIME-WAIT: the peer acknowledged our FIN and sent its own.
+    let (mut rig, id, iss) = closed_by_us(cfg);
     rig.send(Seg::new(P, 101, iss + 2, ACK | FIN));
-    assert_eq!(rig.tcp().state(id), Some(State::TimeWait));
-    let rst_before = rig.fw.iface.tcp_stats().rst_sent;
-    assert!(rig.tcp().abort(id));
-    rig.board.step(&mut rig.fw);
-    assert!(rig.take_out().is_empty(), "no RST from TIME-WAIT");
-    assert_eq!(rig.fw.iface.tcp_stats().rst_sent, rst_before);
-    assert_eq!(rig.fw.iface.slots_in_use(), 0);
-    assert_eq!(rig.tcp().state(id), None);
+    abort_silently(rig, id, State::TimeWait);
+
+    // CLOSING: the FINs crossed.
+    let (mut rig, id, iss) = closed_by_us(tcp_config());
+    rig.send(Seg::new(P, 101, iss + 1, ACK | FIN));
+    abort_silently(rig, id, State::Closing);
 
     // LAST-ACK: the peer closed first, then we did.
     let mut rig = Rig::new();
@@ -660,25 +677,7 @@ fn abort_after_both_fins_frees_the_slot_without_rst() {
     rig.tcp().close(id);
     rig.board.step(&mut rig.fw);
     rig.take_out();
-    assert_eq!(rig.tcp().state(id), Some(State::LastAck));
-    assert!(rig.tcp().abort(id));
-    rig.board.step(&mut rig.fw);
-    assert!(rig.take_out().is_empty(), "no RST from LAST-ACK");
-    assert_eq!(rig.fw.iface.slots_in_use(), 0);
-
-    // CLOSING: the FINs crossed.
-    let mut rig = Rig::new();
-    let iss = rig.connect(P, 100);
-    let id = rig.conn();
-    rig.tcp().close(id);
-    rig.board.step(&mut rig.fw);
-    rig.take_out();
-    rig.send(Seg::new(P, 101, iss + 1, ACK | FIN));
-    assert_eq!(rig.tcp().state(id), Some(State::Closing));
-    assert!(rig.tcp().abort(id));
-    rig.board.step(&mut rig.fw);
-    assert!(rig.take_out().is_empty(), "no RST from CLOSING");
-    assert_eq!(rig.fw.iface.slots_in_use(), 0);
+    abort_silently(rig, id, State::LastAck);
 
     // CLOSE-WAIT still has a peer waiting for data: it gets its reset.
     let mut rig = Rig::new();
