@@ -96,12 +96,19 @@ impl ArpCache {
         }
     }
 
-    /// Learns or refreshes `ip` → `mac`.
-    pub fn learn(&mut self, ip: [u8; 4], mac: [u8; 6], now: Instant) {
+    /// RFC 826 "merge": refreshes the entry of `ip` if there is one, else learns
+    /// `ip` → `mac` if `add`. Returns whether `ip` now maps to an address it did not
+    /// before (learned, or changed), for the caller to pass on. One search of the
+    /// table serves the lookup and the update.
+    pub fn merge(&mut self, ip: [u8; 4], mac: [u8; 6], now: Instant, add: bool) -> bool {
         if let Some(e) = self.entries.iter_mut().flatten().find(|e| e.0 == ip) {
+            let changed = e.1 != mac;
             e.1 = mac;
             e.2 = now;
-            return;
+            return changed;
+        }
+        if !add {
+            return false;
         }
         let slot = match self.entries.iter().position(Option::is_none) {
             Some(i) => i,
@@ -124,6 +131,7 @@ impl ArpCache {
         if let Some(e) = self.entries.get_mut(slot) {
             *e = Some((ip, mac, now));
         }
+        true
     }
 
     /// The Ethernet address of `ip`, if known.

@@ -398,11 +398,8 @@ fn handle_arp(payload: &[u8], api: &mut TcpApi<'_, '_>, arp: &mut ArpCache, stat
     // frames is not covered by any checksum past the FCS, so it is never trusted.
     let for_us = p.target_ip() == link.ip.address;
     let usable = link.ip.on_link(sender_ip) && sender_ip != [0; 4] && sender_ip != link.ip.address;
-    if usable && (for_us || arp.get(sender_ip).is_some()) {
-        if arp.get(sender_ip) != Some(&sender_mac) {
-            api.neighbour_changed(sender_ip, sender_mac);
-        }
-        arp.learn(sender_ip, sender_mac, api.now);
+    if usable && arp.merge(sender_ip, sender_mac, api.now, for_us) {
+        api.neighbour_changed(sender_ip, sender_mac);
     }
     if p.operation() != arp::OP_REQUEST || !for_us {
         stats.arp_not_for_us += 1;
