@@ -598,76 +598,63 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return Err(SendError::NotConnected);
         };
         let seq = c.snd_nxt;
-        let frame_len = DATA_OFFSET + n;
-        if !transmit {
-            let Some(c) = self.conns.get_mut(i) else {
+        if transmit {
+            let frame_len = DATA_OFFSET + n;
+            let window = self.rcv_window(i);
+            let Some(c) = self.conns.get(i) else {
                 self.tx.release(buf);
                 return Err(SendError::NotConnected);
             };
-            let pushed = c.unacked.push(Unacked::new(seq, n, buf));
-            if let Err(u) = pushed {
-                self.tx.release(u.buf); // cannot happen: room() checked the budget
+            let hdr = SegmentHeader {
+                src_port: self.core.config.port,
+                dst_port: c.remote_port,
+                seq,
+                ack: c.rcv_nxt,
+                flags: Flags::ACK | Flags::PSH,
+                window,
+                mss: None,
+                sack_permitted: false,
+            };
+            let built = match self.tx.buffer(&buf) {
+                Some(f) => build(
+                    f,
+                    frame_len,
+                    self.link,
+                    &c.remote_mac,
+                    c.remote_ip,
+                    &hdr,
+                    &mut self.core.ip_id,
+                ),
+                None => None,
+            };
+            if built.is_none() || self.tx.send_retained(&buf, frame_len).is_err() {
+                self.tx.release(buf);
                 return Err(SendError::WouldBlock);
             }
-            c.corked = true;
-            c.snd_nxt = seq.wrapping_add(n as u32);
-            c.flags.remove(ConnFlags::WANT_WRITE);
-            let now = self.now;
-            if !c.flags.contains(ConnFlags::TIMING) {
-                c.flags.insert(ConnFlags::TIMING);
-                c.timed_seq = seq;
-                c.timed_at = now;
-            }
-            if c.timer.is_none() {
-                c.timer = Deadline::at(now.plus(c.rtt.rto()));
-            }
-            self.core.stats.tx_bytes = self.core.stats.tx_bytes.wrapping_add(n as u32);
-            return Ok(n);
         }
-        let window = self.rcv_window(i);
-        let Some(c) = self.conns.get(i) else {
-            self.tx.release(buf);
-            return Err(SendError::NotConnected);
-        };
-        let hdr = SegmentHeader {
-            src_port: self.core.config.port,
-            dst_port: c.remote_port,
-            seq,
-            ack: c.rcv_nxt,
-            flags: Flags::ACK | Flags::PSH,
-            window,
-            mss: None,
-            sack_permitted: false,
-        };
-        let built = match self.tx.buffer(&buf) {
-            Some(f) => build(
-                f,
-                frame_len,
-                self.link,
-                &c.remote_mac,
-                c.remote_ip,
-                &hdr,
-                &mut self.core.ip_id,
-            ),
-            None => None,
-        };
-        if built.is_none() || self.tx.send_retained(&buf, frame_len).is_err() {
-            self.tx.release(buf);
-            return Err(SendError::WouldBlock);
-        }
+        // The segment is retained, sent or corked alike: one bookkeeping for both.
         let now = self.now;
         let core = &mut *self.core;
         let Some(c) = self.conns.get_mut(i) else {
-            return Ok(n);
+            self.tx.release(buf);
+            return Err(SendError::NotConnected);
         };
-        let pushed = c.unacked.push(Unacked::new(seq, n, buf));
-        if let Err(u) = pushed {
+        if let Err(u) = c.unacked.push(Unacked::new(seq, n, buf)) {
             self.tx.release(u.buf); // cannot happen: room() checked the budget
+            if !transmit {
+                return Err(SendError::WouldBlock);
+            }
         }
         c.snd_nxt = seq.wrapping_add(n as u32);
-        c.ack_sent = hdr.ack;
-        c.flags
-            .remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED | ConnFlags::WANT_WRITE);
+        c.flags.remove(ConnFlags::WANT_WRITE);
+        if transmit {
+            // The segment carried the current acknowledgment.
+            c.ack_sent = c.rcv_nxt;
+            c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
+            core.stats.tx_segments += 1;
+        } else {
+            c.corked = true;
+        }
         if !c.flags.contains(ConnFlags::TIMING) {
             c.flags.insert(ConnFlags::TIMING);
             c.timed_seq = seq;
@@ -676,7 +663,6 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         if c.timer.is_none() {
             c.timer = Deadline::at(now.plus(c.rtt.rto()));
         }
-        core.stats.tx_segments += 1;
         core.stats.tx_bytes = core.stats.tx_bytes.wrapping_add(n as u32);
         Ok(n)
     }
