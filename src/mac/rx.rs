@@ -313,9 +313,11 @@ impl RxFrame<'_, '_> {
         }
     }
 
-    /// Keeps the frame's buffer for the stack and re-arms the descriptor with a spare
-    /// buffer. `None` (the frame is then given back as usual) when no spare is free.
-    pub fn keep(mut self) -> Option<RxBuf> {
+    /// Keeps the frame's buffer for the stack: the descriptor is re-armed with a spare
+    /// buffer when the frame is dropped. `None` (the frame is then given back as usual)
+    /// when no spare is free. By reference, not by value: the caller drops the frame in
+    /// one place whatever happened to it.
+    pub fn keep(&mut self) -> Option<RxBuf> {
         let ring = &mut *self.ring;
         if ring.spare == 0 {
             ring.stats.keep_refused += 1;

@@ -235,29 +235,41 @@ impl<'m, const N: usize> Interface<'m, N> {
                 now,
             };
             let verdict = handle_frame(frame.data(), &mut api, arp, stats, handler, keep_possible);
-            if let Verdict::Append { conn, offset, len } = verdict {
-                let copied = match api.append_target(conn) {
-                    Some((buf, at)) => frame.append_to_kept(offset, len, buf, at),
-                    None => false,
-                };
-                drop(frame);
-                if copied {
-                    api.appended(conn, len);
-                } else {
-                    api.keep_failed(conn, len);
+            // The frame is given back in one place, after what the verdict asks of it
+            // (every drop of it is a copy of the descriptor's hand-back); a failure is
+            // undone after, once, and a buffer the connection refused goes back to the
+            // spares.
+            let mut failed = None;
+            let mut refused = None;
+            match verdict {
+                Verdict::Append { conn, offset, len } => {
+                    let copied = match api.append_target(conn) {
+                        Some((buf, at)) => frame.append_to_kept(offset, len, buf, at),
+                        None => false,
+                    };
+                    if copied {
+                        api.appended(conn, len);
+                    } else {
+                        failed = Some((conn, len));
+                    }
                 }
-            } else if let Verdict::Keep { conn, offset, len } = verdict {
-                match frame.keep() {
+                Verdict::Keep { conn, offset, len } => match frame.keep() {
                     Some(buf) => {
-                        if let Some(buf) = api.attach_kept(conn, buf, offset, len) {
-                            api.keep_failed(conn, len);
-                            mac.rx.release(buf);
+                        refused = api.attach_kept(conn, buf, offset, len);
+                        if refused.is_some() {
+                            failed = Some((conn, len));
                         }
                     }
-                    None => api.keep_failed(conn, len),
-                }
-            } else {
-                drop(frame);
+                    None => failed = Some((conn, len)),
+                },
+                Verdict::Done => {}
+            }
+            drop(frame);
+            if let Some((conn, len)) = failed {
+                api.keep_failed(conn, len);
+            }
+            if let Some(buf) = refused {
+                mac.rx.release(buf);
             }
             while let Some(b) = tcp.rx_to_release.pop() {
                 mac.rx.release(b);
