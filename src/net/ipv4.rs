@@ -197,11 +197,17 @@ impl Ipv4Config {
         (u32::from_be_bytes(ip) ^ u32::from_be_bytes(self.address)) & self.mask() == 0
     }
 
+    /// Our subnet's broadcast address (host bits all ones), as a number: on our subnet
+    /// and with every bit outside the mask set is one value, one comparison.
+    fn subnet_broadcast(&self) -> u32 {
+        u32::from_be_bytes(self.address) | !self.mask()
+    }
+
     /// Whether a packet to `dst` is for us: our address, the limited broadcast or the
     /// subnet broadcast.
     pub fn accepts(&self, dst: [u8; 4]) -> bool {
         let d = u32::from_be_bytes(dst);
-        dst == self.address || d == u32::MAX || (self.on_link(dst) && d | self.mask() == u32::MAX)
+        dst == self.address || d == u32::MAX || d == self.subnet_broadcast()
     }
 
     /// Whether `src` may be the source of a packet we answer (RFC 1122 §3.2.1.3, RFC 9293
@@ -210,7 +216,7 @@ impl Ipv4Config {
     /// not the reserved 240/4, and not our own address.
     pub fn valid_source(&self, src: [u8; 4]) -> bool {
         let s = u32::from_be_bytes(src);
-        let directed_broadcast = self.on_link(src) && s | self.mask() == u32::MAX;
+        let directed_broadcast = s == self.subnet_broadcast();
         !(s == 0 || src[0] == 127 || src[0] >= 224 || directed_broadcast || src == self.address)
     }
 
