@@ -1421,18 +1421,13 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         // --- First: sequence number acceptable? (§3.10.7.4, table of four cases)
         let rcv_wnd = c.rcv_adv.wrapping_sub(c.rcv_nxt);
         let seg_len = seg.seg_len();
-        let acceptable = if seg_len == 0 {
-            if rcv_wnd == 0 {
-                seg.seq == c.rcv_nxt
-            } else {
-                seq::in_window(seg.seq, c.rcv_nxt, rcv_wnd)
-            }
-        } else if rcv_wnd == 0 {
-            false
-        } else {
-            seq::in_window(seg.seq, c.rcv_nxt, rcv_wnd)
-                || seq::in_window(seg.seq.wrapping_add(seg_len - 1), c.rcv_nxt, rcv_wnd)
-        };
+        // The four rows in one test: a window of 0 holds no sequence number, and an
+        // empty segment in one must be at RCV.NXT, the one number of a window of 1; an
+        // empty segment's first and last numbers are its one.
+        let wnd = rcv_wnd.max(u32::from(seg_len == 0));
+        let last = seg.seq.wrapping_add(seg_len.max(1) - 1);
+        let acceptable =
+            seq::in_window(seg.seq, c.rcv_nxt, wnd) || seq::in_window(last, c.rcv_nxt, wnd);
         // A segment whose data all lies before rcv_nxt is a duplicate: still ACK it.
         if !acceptable {
             if !seg.flags.contains(Flags::RST) {
