@@ -1027,12 +1027,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 }
             }
         }
-        let outstanding = c.unacked.len() as u8;
-        let threshold = if outstanding < 4 {
-            outstanding.saturating_sub(1).max(1)
-        } else {
-            3
-        };
+        let threshold = loss_threshold(c.unacked_count());
         // Bit k: segment k is lost.
         let mut lost = 0u32;
         let mut sacked_above = 0u8;
@@ -1635,12 +1630,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             // three duplicates may never come: early retransmit (RFC 5827) lowers the
             // threshold to one less than the segments outstanding.
             c.dup_acks = c.dup_acks.saturating_add(1);
-            let outstanding = c.unacked_count() as u8;
-            let threshold = if outstanding < 4 {
-                outstanding.saturating_sub(1).max(1)
-            } else {
-                3
-            };
+            let threshold = loss_threshold(c.unacked_count());
             if c.dup_acks == threshold && !c.flags.contains(ConnFlags::RECOVERY) {
                 c.flags.insert(ConnFlags::RECOVERY);
                 c.recover = c.snd_nxt;
@@ -2253,6 +2243,14 @@ fn patch_ack_window(frame: &mut [u8], ack: u32, window: u16) {
     *ack_word = ack.to_be_bytes();
     *control = (old_control & 0xFFFF_0000 | u32::from(window)).to_be_bytes();
     *check = (u32::from(sum) << 16 | old_check & 0xFFFF).to_be_bytes();
+}
+
+/// The duplicate ACKs (or SACKed segments above a hole) that mean a segment was lost,
+/// with `outstanding` segments in flight: three (RFC 5681 §3.2), or one less than the
+/// segments outstanding when fewer than four are (early retransmit, RFC 5827), at least
+/// one. As one clamp rather than a test of which rule applies.
+fn loss_threshold(outstanding: usize) -> u8 {
+    outstanding.saturating_sub(1).clamp(1, 3) as u8
 }
 
 /// Whether a connection in `state` holds a receive window (a SYN-ACK's counts too).
