@@ -243,13 +243,10 @@ impl<'m, const N: usize> Interface<'m, N> {
             let mut refused = None;
             match verdict {
                 Verdict::Append { conn, offset, len } => {
-                    let copied = match api.append_target(conn) {
-                        Some((buf, at)) => frame.append_to_kept(offset, len, buf, at),
-                        None => false,
-                    };
-                    if copied {
-                        api.appended(conn, len);
-                    } else {
+                    let copied = api.append_kept(conn, len, |buf, at| {
+                        frame.append_to_kept(offset, len, buf, at)
+                    });
+                    if !copied {
                         failed = Some((conn, len));
                     }
                 }

@@ -2053,20 +2053,26 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         }
     }
 
-    /// The buffer a `Verdict::Append` goes into, and where in it.
-    pub(crate) fn append_target(&self, id: ConnId) -> Option<(&RxBuf, usize)> {
-        let k = self.slot(id)?.kept.iter().flatten().last()?;
-        Some((&k.buf, k.offset as usize + k.len as usize))
-    }
-
-    /// `len` bytes were appended behind the last kept data of `id`.
-    pub(crate) fn appended(&mut self, id: ConnId, len: usize) {
+    /// A `Verdict::Append`: `copy` puts `len` bytes into the buffer `id` last kept, at
+    /// the offset given (behind its data), and says whether it did; if so they are
+    /// counted in. The connection and its last kept buffer are looked up once for both.
+    pub(crate) fn append_kept(
+        &mut self,
+        id: ConnId,
+        len: usize,
+        copy: impl FnOnce(&RxBuf, usize) -> bool,
+    ) -> bool {
         let last = self
             .slot_mut(id)
             .and_then(|c| c.kept.iter_mut().flatten().last());
-        if let Some(k) = last {
-            k.len += len as u16;
+        let Some(k) = last else {
+            return false;
+        };
+        if !copy(&k.buf, k.offset as usize + k.len as usize) {
+            return false;
         }
+        k.len += len as u16;
+        true
     }
 
     /// A `Verdict::Keep` whose frame could not be kept: the bytes counted as received
