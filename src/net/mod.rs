@@ -13,7 +13,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
 
-use crate::mac::{Mac, MacEvents, TxRing};
+use crate::mac::{Mac, MacEvents, RxRing, TxRing};
 use crate::time::Instant;
 use arp::{ArpCache, ArpPacket};
 use ethernet::EthernetFrame;
@@ -174,8 +174,25 @@ impl<'m, const N: usize> Interface<'m, N> {
             self.announce();
         }
         self.process_rx(now, handler);
-        self.redeliver_kept(now, handler);
-        let mut api = self.tcp(now);
+        let Interface {
+            mac,
+            link,
+            conns,
+            tcp,
+            ..
+        } = self;
+        let mut api = TcpApi {
+            conns: &mut conns[..],
+            core: tcp,
+            rx_spare: mac.rx.spare_buffers(),
+            tx: &mut mac.tx,
+            link,
+            now,
+        };
+        redeliver_kept(&mut api, &mut mac.rx, handler);
+        // One stream view for the kept data and the timers, where each made its own:
+        // the spares it counts are brought up to date between them.
+        api.rx_spare = mac.rx.spare_buffers();
         api.on_timers(handler);
         api.flush_acks();
         events
@@ -273,49 +290,34 @@ impl<'m, const N: usize> Interface<'m, N> {
             }
         }
     }
+}
 
-    /// Offers kept data again to the layer above, oldest first.
-    fn redeliver_kept<H: TcpHandler>(&mut self, now: Instant, handler: &mut H) {
-        let Interface {
-            mac,
-            link,
-            conns,
-            tcp,
-            ..
-        } = self;
-        let mut api = TcpApi {
-            conns: &mut conns[..],
-            core: tcp,
-            rx_spare: mac.rx.spare_buffers(),
-            tx: &mut mac.tx,
-            link,
-            now,
-        };
-        for i in 0..N {
-            while let Some((id, mut k)) = api.take_kept(i) {
-                let start = k.offset as usize;
-                let len = k.len as usize;
-                let area = mac.rx.kept(&k.buf);
-                let consumed = match area.get_mut(start..start + len) {
-                    Some(data) => handler.on_data(&mut api, id, data).min(len),
-                    None => len, // cannot happen: offsets come from the frame itself
-                };
-                if consumed == len {
-                    mac.rx.release(k.buf);
-                    api.kept_done(id);
-                    continue;
-                }
-                k.offset += consumed as u16;
-                k.len -= consumed as u16;
-                if let Some(buf) = api.put_back_kept(id, k) {
-                    mac.rx.release(buf);
-                }
-                break;
+/// Offers kept data again to the layer above, oldest first.
+fn redeliver_kept<H: TcpHandler>(api: &mut TcpApi<'_, '_>, rx: &mut RxRing<'_>, handler: &mut H) {
+    for i in 0..api.conns.len() {
+        while let Some((id, mut k)) = api.take_kept(i) {
+            let start = k.offset as usize;
+            let len = k.len as usize;
+            let area = rx.kept(&k.buf);
+            let consumed = match area.get_mut(start..start + len) {
+                Some(data) => handler.on_data(api, id, data).min(len),
+                None => len, // cannot happen: offsets come from the frame itself
+            };
+            if consumed == len {
+                rx.release(k.buf);
+                api.kept_done(id);
+                continue;
             }
+            k.offset += consumed as u16;
+            k.len -= consumed as u16;
+            if let Some(buf) = api.put_back_kept(id, k) {
+                rx.release(buf);
+            }
+            break;
         }
-        while let Some(b) = tcp.rx_to_release.pop() {
-            mac.rx.release(b);
-        }
+    }
+    while let Some(b) = api.core.rx_to_release.pop() {
+        rx.release(b);
     }
 }
 
