@@ -781,8 +781,11 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let floor = u32::from(c.kept_count() == 0);
         let free = (budget.saturating_sub(c.kept_count()) as u32).min(pool.max(floor));
         let mut wnd = (free * OUR_MSS as u32).max(if budget == 0 { OUR_MSS as u32 } else { 0 });
+        // The right edge already advertised, if it lies ahead (`seq::lt`) and beyond
+        // `wnd`: one signed comparison tests both, since `wnd` is at most `rx_segments`
+        // segments, far below 2^31.
         let promised = c.rcv_adv.wrapping_sub(c.rcv_nxt);
-        if seq::lt(c.rcv_nxt, c.rcv_adv) && promised > wnd {
+        if promised as i32 > wnd as i32 {
             wnd = promised;
         }
         let wnd = wnd.min(u16::MAX as u32);
