@@ -110,24 +110,20 @@ impl ArpCache {
         if !add {
             return false;
         }
-        let slot = match self.entries.iter().position(Option::is_none) {
-            Some(i) => i,
-            None => {
-                // Replace the entry refreshed longest ago.
-                let mut oldest = 0;
-                let mut age = 0;
-                for (i, e) in self.entries.iter().enumerate() {
-                    if let Some((_, _, t)) = e {
-                        let a = now.since(*t);
-                        if a >= age {
-                            age = a;
-                            oldest = i;
-                        }
-                    }
-                }
-                oldest
+        // The first free entry, else the one refreshed longest ago: one pass for both.
+        let mut slot = 0;
+        let mut age = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            let Some((_, _, t)) = e else {
+                slot = i;
+                break;
+            };
+            let a = now.since(*t);
+            if a >= age {
+                age = a;
+                slot = i;
             }
-        };
+        }
         if let Some(e) = self.entries.get_mut(slot) {
             *e = Some((ip, mac, now));
         }
@@ -148,5 +144,54 @@ impl ArpCache {
             .flatten()
             .find(|e| e.0 == ip)
             .map(|e| &e.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u8) -> [u8; 4] {
+        [192, 168, 7, n]
+    }
+
+    fn mac(n: u8) -> [u8; 6] {
+        [2, 0, 0, 0, 0, n]
+    }
+
+    #[test]
+    fn merge_learns_only_when_asked_and_reports_changes() {
+        let mut cache = ArpCache::new();
+        assert!(!cache.merge(ip(1), mac(1), Instant(0), false));
+        assert_eq!(cache.lookup(ip(1)), None);
+        assert!(cache.merge(ip(1), mac(1), Instant(0), true));
+        assert_eq!(cache.lookup(ip(1)), Some(mac(1)));
+        // Known: refreshed whether or not it may be added, changed only if it moved.
+        assert!(!cache.merge(ip(1), mac(1), Instant(5), false));
+        assert!(cache.merge(ip(1), mac(9), Instant(6), false));
+        assert_eq!(cache.lookup(ip(1)), Some(mac(9)));
+    }
+
+    #[test]
+    fn a_full_cache_replaces_the_entry_refreshed_longest_ago() {
+        let mut cache = ArpCache::new();
+        for n in 1..=CACHE_SIZE as u8 {
+            cache.merge(ip(n), mac(n), Instant(u32::from(n) * 10), true);
+        }
+        // Entry 1 is the oldest, until it is refreshed; then entry 2 is.
+        cache.merge(ip(1), mac(1), Instant(100), false);
+        cache.merge(ip(50), mac(50), Instant(110), true);
+        assert_eq!(cache.lookup(ip(2)), None);
+        for n in [1, 3, 4, 50] {
+            assert_eq!(cache.lookup(ip(n)), Some(mac(n)), "entry {n}");
+        }
+        // Equally old: the last of them goes.
+        let mut cache = ArpCache::new();
+        for n in 1..=CACHE_SIZE as u8 {
+            cache.merge(ip(n), mac(n), Instant(7), true);
+        }
+        cache.merge(ip(60), mac(60), Instant(8), true);
+        assert_eq!(cache.lookup(ip(CACHE_SIZE as u8)), None);
+        assert_eq!(cache.lookup(ip(1)), Some(mac(1)));
     }
 }
