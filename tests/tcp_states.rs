@@ -691,6 +691,28 @@ fn abort_after_both_fins_frees_the_slot_without_rst() {
 }
 
 #[test]
+fn abort_from_on_data_leaves_nothing_behind_for_the_fin() {
+    // The layer above aborts the connection while it takes the data of a segment that
+    // also carries the FIN: the RST is all that goes out (no ACK of the FIN from the
+    // freed slot), and the slot is left free and clean for the next connection.
+    for flags in [ACK | FIN, ACK | PSH] {
+        let mut rig = Rig::with(tcp_config(), Mode::Abort);
+        let iss = rig.connect(P, 100);
+        let out = rig.send(Seg::new(P, 101, iss + 1, flags).data(b"bye"));
+        assert_eq!(rig.fw.rec.data, b"bye");
+        assert_eq!(out.len(), 1, "the RST alone: {out:?}");
+        assert!(out[0].has(RST) && out[0].dst_port == P, "{out:?}");
+        assert_eq!(rig.fw.iface.slots_in_use(), 0);
+        rig.wait_ms(1_000);
+        assert!(rig.take_out().is_empty(), "nothing from the freed slot");
+        // The slot serves a new connection (its reuse checks it is in its initial state).
+        let iss2 = rig.connect(P + 1, 5000);
+        let r = rig.send(Seg::new(P + 1, 5001, iss2 + 1, ACK).data(b"hi"));
+        assert!(r.iter().all(|s| s.dst_port == P + 1), "{r:?}");
+    }
+}
+
+#[test]
 fn rst_and_challenge_acks_are_rate_limited() {
     let mut cfg = tcp_config();
     cfg.rst_per_second = 5;

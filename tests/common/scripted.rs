@@ -254,6 +254,8 @@ pub enum Mode {
     Sink,
     /// Consume at most this many bytes per call.
     Limit(usize),
+    /// Consume everything, then abort the connection (from inside `on_data`).
+    Abort,
 }
 
 /// Records what the stack tells the layer above.
@@ -272,6 +274,9 @@ impl TcpHandler for Recorder {
             _ => data.len(),
         };
         self.data.extend_from_slice(&data[..n]);
+        if self.mode == Mode::Abort {
+            tcp.abort(conn);
+        }
         if self.mode == Mode::Echo {
             let mut off = 0;
             while off < n {

@@ -1479,8 +1479,10 @@ impl<'a, 'm> TcpApi<'a, 'm> {
             return Verdict::Done;
         }
 
-        // --- Seventh: segment text.
-        let Some(c) = self.conns.get_mut(i) else {
+        // --- Seventh: segment text. Not for a slot the layer above freed from an event
+        // of the ACK (Closed, Writable): CLOSED now, and not reused (only a SYN opens a
+        // slot, and none is being taken).
+        let Some(c) = self.conns.get_mut(i).filter(|c| c.state != State::Closed) else {
             return Verdict::Done;
         };
         // Trim what we already have (a retransmission overlapping rcv_nxt) and what lies
@@ -1842,7 +1844,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     fn fin_arrives<H: TcpHandler>(&mut self, handler: &mut H, i: usize) {
         let now = self.now;
         let time_wait = self.core.config.time_wait_ms;
-        let Some(c) = self.conns.get_mut(i) else {
+        // Not in a slot the layer above freed while it took the data before the FIN
+        // (an abort from `on_data`): CLOSED, it has nothing to answer.
+        let Some(c) = self.conns.get_mut(i).filter(|c| c.state != State::Closed) else {
             return;
         };
         c.rcv_nxt = c.rcv_nxt.wrapping_add(1);
@@ -1879,6 +1883,7 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 c.rcv_nxt = c.rcv_nxt.wrapping_sub(1);
                 return;
             }
+            // CLOSED is filtered out above; SYN-RECEIVED takes no FIN.
             State::Closed | State::SynReceived => return,
         };
         c.since = now;
@@ -2159,7 +2164,9 @@ impl<'a, 'm> TcpApi<'a, 'm> {
     fn schedule_ack(&mut self, i: usize) {
         let delay = self.core.config.ack_delay_ms;
         let now = self.now;
-        let Some(c) = self.conns.get_mut(i) else {
+        // Not in a slot the layer above freed while it took the data (an abort from
+        // `on_data`): CLOSED, it owes nothing.
+        let Some(c) = self.conns.get_mut(i).filter(|c| c.state != State::Closed) else {
             return;
         };
         if c.ack_sent == c.rcv_nxt {
