@@ -510,8 +510,8 @@ pub struct RequestParser {
     minor: u8,
     header: Header,
     /// The part of a header name, list token or single value (key, version, origin)
-    /// that arrived before a segment's end cut it; empty while everything is read in
-    /// place, as it nearly always is.
+    /// that arrived before a segment's end cut it (a piece of any other value too, kept
+    /// unread); empty while everything is read in place, as it nearly always is.
     scratch: Scratch<MAX_ORIGIN>,
     /// Offered subprotocols seen so far, as a bit set over the server's list.
     offered: u32,
@@ -804,21 +804,20 @@ impl RequestParser {
                 }
                 if line_done {
                     self.end_token(run, config);
-                } else {
-                    self.scratch.append(run);
                 }
             }
-            // A single value: its pieces before the last are kept (`end_value` reads it
-            // whole).
-            Header::Key | Header::Version | Header::Origin => {
-                if !line_done {
-                    self.scratch.append(run);
-                }
-            }
+            // A single value: read whole by `end_value`.
+            Header::Key | Header::Version | Header::Origin => {}
         }
         if line_done {
             self.end_value(run, config);
             self.phase = Phase::LineStart;
+        } else {
+            // A piece the segment's end cut, kept for the line's end: a single value's,
+            // or the list token it ends in. One call for every header: a value nobody
+            // reads is rarely cut, and costs a copy of at most 64 bytes before the buffer
+            // overflows (a call for each kind of header was 200 bytes more flash).
+            self.scratch.append(run);
         }
         Ok(used)
     }
