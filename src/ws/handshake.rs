@@ -457,7 +457,8 @@ enum Phase {
 /// What the request asked for, as far as the handshake is concerned.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
-    /// The request-target (path and query), up to [`MAX_PATH`] bytes.
+    /// The request-target (path and query), up to [`MAX_PATH`] bytes (while the method
+    /// is read, the method).
     pub path: Vec<u8, MAX_PATH>,
     /// `Upgrade` listed `websocket`.
     pub upgrade_websocket: bool,
@@ -496,7 +497,7 @@ pub struct RequestParser {
     phase: Phase,
     /// Bytes seen so far (bounded by `max_request_bytes`).
     seen: u16,
-    /// Progress through "GET" / "HTTP/1.".
+    /// Progress through the version ("HTTP/1.1" and its line end).
     matched: u8,
     get: bool,
     version_ok: bool,
@@ -598,8 +599,7 @@ impl RequestParser {
             }
             let first = rest.first().copied().unwrap_or(0);
             let used = match self.phase {
-                Phase::Method => self.method_run(rest),
-                Phase::Target => self.target_run(rest),
+                Phase::Method | Phase::Target => self.word_run(rest),
                 Phase::Version => self.version_run(rest),
                 // A header line (from a token character: a name) or the rest of one.
                 Phase::LineStart | Phase::Name | Phase::ValueStart | Phase::Value
@@ -628,36 +628,34 @@ impl RequestParser {
         Progress::NeedMore
     }
 
-    /// Method bytes up to and including the space after them. Returns the bytes used.
-    /// Methods are case-sensitive (RFC 9110 §9.1); any but GET is answered later (405).
-    fn method_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
+    /// Method or request-target bytes up to and including the space after them. Returns
+    /// the bytes used. Both are kept in `path`, the method until its space: one scan
+    /// and one copy loop for both words, where each had its own (the method compared
+    /// byte by byte with "GET").
+    fn word_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
         let end = graphic_len(rest);
+        let method = self.phase == Phase::Method;
         for &b in rest.get(..end).unwrap_or_default() {
-            self.get &= b"GET".get(self.matched as usize) == Some(&b);
-            self.matched = self.matched.saturating_add(1);
+            if self.request.path.push(b).is_err() {
+                if !method {
+                    // Byte by byte: a target too long fills the path before it is
+                    // refused (414).
+                    return Err(Status::UriTooLong);
+                }
+                // A method this long is not GET (answered later: 405).
+                self.get = false;
+            }
         }
         match rest.get(end) {
             None => Ok(end),
-            Some(b' ') => {
-                self.get &= self.matched == 3;
-                self.matched = 0;
+            Some(b' ') if method => {
+                // Methods are case-sensitive (RFC 9110 §9.1); any but GET is answered
+                // later (405).
+                self.get &= self.request.path == b"GET";
+                self.request.path.clear();
                 self.phase = Phase::Target;
                 Ok(end + 1)
             }
-            Some(_) => Err(Status::BadRequest),
-        }
-    }
-
-    /// Request-target bytes up to and including the space after them. Returns the bytes
-    /// used.
-    fn target_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
-        let end = graphic_len(rest);
-        // Byte by byte: a target too long fills the path before it is refused (414).
-        for &b in rest.get(..end).unwrap_or_default() {
-            self.request.path.push(b).map_err(|_| Status::UriTooLong)?;
-        }
-        match rest.get(end) {
-            None => Ok(end),
             Some(b' ') if !self.request.path.is_empty() => {
                 self.phase = Phase::Version;
                 Ok(end + 1)
@@ -834,7 +832,7 @@ impl RequestParser {
                 // A name starts (taken by `feed`) or the line is bad.
                 _ => return Err(Status::BadRequest),
             },
-            // Taken a run at a time (`method_run`, `target_run`, `version_run`, `name_run`,
+            // Taken a run at a time (`word_run`, `version_run`, `name_run`,
             // `value_run`).
             Phase::Method
             | Phase::Target
@@ -1067,7 +1065,42 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Header, Status, accept_key, eq_lowercase, is_tchar, line_end, write_response};
+    use super::{
+        HandshakeConfig, Header, MAX_PATH, Progress, RequestParser, Status, accept_key,
+        eq_lowercase, is_tchar, line_end, write_response,
+    };
+
+    /// The method shares the path's buffer while it is read: one longer than that is
+    /// still a method that is not GET (405), not a target too long (414), and the target
+    /// after it has the whole buffer.
+    #[test]
+    fn a_long_method_is_not_a_long_target() {
+        let config = HandshakeConfig::default();
+        let target = [b'/'; MAX_PATH];
+        for method_len in [2, 3, 4, MAX_PATH - 1, MAX_PATH, MAX_PATH + 1, 200] {
+            let mut request = [b'G'; 200].get(..method_len).unwrap().to_vec();
+            if method_len == 3 {
+                request = b"GET".to_vec();
+            }
+            request.push(b' ');
+            request.extend_from_slice(&target);
+            request.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+            let mut p = RequestParser::new();
+            assert_eq!(
+                p.feed(&request, &config),
+                Progress::Complete(request.len()),
+                "method of {method_len}"
+            );
+            assert_eq!(p.is_get(), method_len == 3, "method of {method_len}");
+            assert_eq!(&p.request().path[..], &target[..]);
+            let want = if method_len == 3 {
+                Status::Ok
+            } else {
+                Status::MethodNotAllowed
+            };
+            assert_eq!(p.verdict(), want, "method of {method_len}");
+        }
+    }
 
     /// Every byte value at every position of lines of 0 to 11 bytes (each word position
     /// and the tail), against the byte-at-a-time definition.
