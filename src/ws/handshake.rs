@@ -652,8 +652,8 @@ impl RequestParser {
             None => Ok(end),
             Some(b' ') if method => {
                 // Methods are case-sensitive (RFC 9110 §9.1); any but GET is answered
-                // later (405).
-                self.get &= self.request.path == b"GET";
+                // later (405). A pattern, not `==`: that was a call to `bcmp`.
+                self.get &= matches!(self.request.path.as_slice(), b"GET");
                 self.request.path.clear();
                 self.phase = Phase::Target;
                 Ok(end + 1)
