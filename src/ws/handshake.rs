@@ -898,10 +898,7 @@ impl RequestParser {
                 let repeated = self.request.key_present;
                 self.request.key_present = true;
                 let valid = !repeated && single.len() == 24 && base64::decode_key(single).is_some();
-                match single.first_chunk::<24>() {
-                    Some(k) if valid => self.request.key = Some(*k),
-                    _ => self.request.key = None,
-                }
+                self.request.key = single.first_chunk::<24>().copied().filter(|_| valid);
             }
             Header::Version => {
                 // A second Version header must agree; anything but "13" fails.
