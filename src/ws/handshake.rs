@@ -797,17 +797,25 @@ impl RequestParser {
                 // comma ends one; blanks end one too, and between tokens separate
                 // nothing. A token cut by the segment's end goes on in the next.
                 // One comparison for each byte above the comma (letters, digits, `-`).
+                // The line's end ends the last token as a comma would: one call of
+                // `end_token` for both.
                 let ends_token = |&b: &u8| b <= b',' && (b == b',' || is_blank(b));
-                while let Some(k) = run.iter().position(ends_token) {
-                    let (token, rest) = run.split_at(k);
-                    if rest.first() == Some(&b',') || !token.is_empty() || !self.scratch.is_empty()
+                while let Some(k) = run
+                    .iter()
+                    .position(ends_token)
+                    .or(line_done.then_some(run.len()))
+                {
+                    let (token, rest) = run.split_at_checked(k).unwrap_or_default();
+                    if rest.first().is_none_or(|&b| b == b',')
+                        || !token.is_empty()
+                        || !self.scratch.is_empty()
                     {
                         self.end_token(token, config);
                     }
-                    run = rest.get(1..).unwrap_or_default();
-                }
-                if line_done {
-                    self.end_token(run, config);
+                    match rest.get(1..) {
+                        Some(after) => run = after,
+                        None => break,
+                    }
                 }
             }
             // A single value: read whole by `end_value`.
@@ -860,7 +868,10 @@ impl RequestParser {
     }
 
     /// A list token is complete; `last` is its last piece, after what earlier segments
-    /// left in the scratch buffer (a token whole in one segment is not copied).
+    /// left in the scratch buffer (a token whole in one segment is not copied). Called
+    /// from one place, yet not inlined: in the parser's loop it was 330 bytes more flash
+    /// and 450 instructions more for a request.
+    #[inline(never)]
     fn end_token(&mut self, last: &[u8], config: &HandshakeConfig) {
         let t: &[u8] = self.scratch.with_last(last).unwrap_or_default();
         let r = &mut self.request;
@@ -882,9 +893,6 @@ impl RequestParser {
     /// whole in one segment is read where it lies; one begun in an earlier segment is
     /// completed in the scratch buffer.
     fn end_value(&mut self, last: &[u8], config: &HandshakeConfig) {
-        let value = self.scratch.with_last(last).map(without_trailing_blanks);
-        // A single value that did not fit cannot match anything.
-        let single: &[u8] = value.unwrap_or(b"\xff");
         match self.header {
             Header::Host => {
                 // RFC 9112 §3.2: more than one Host line, or an invalid value, is a 400.
@@ -892,6 +900,20 @@ impl RequestParser {
                 self.host_run = 0;
                 self.request.host = self.host_lines == 1 && !self.host_bad;
             }
+            Header::Key | Header::Version | Header::Origin => self.end_single(last, config),
+            _ => {}
+        }
+        self.scratch.clear();
+    }
+
+    /// The line of a single value (key, version, origin) is complete: `end_value` for
+    /// them, the only headers whose value is read whole (the other lines of a request,
+    /// most of them, skip completing and trimming a value nobody reads).
+    fn end_single(&mut self, last: &[u8], config: &HandshakeConfig) {
+        let value = self.scratch.with_last(last).map(without_trailing_blanks);
+        // A single value that did not fit cannot match anything.
+        let single: &[u8] = value.unwrap_or(b"\xff");
+        match self.header {
             Header::Key => {
                 // A second Sec-WebSocket-Key is refused (§11.3.1: it must not appear more
                 // than once): the request then has no valid key, and gets 400.
@@ -917,7 +939,6 @@ impl RequestParser {
             }
             _ => {}
         }
-        self.scratch.clear();
     }
 
     /// The empty line: the request is complete.
