@@ -274,9 +274,9 @@ fn word(chunk: &[u8]) -> u32 {
 ///
 /// Four bytes at a time: a word with no byte below 0x0E (CR is 0x0D, LF 0x0A) is passed
 /// over with one test, `(w - 0x0E0E0E0E) & !w & 0x80808080` ("has a byte less than n",
-/// exact as a yes/no for n <= 0x80); only a word holding a control byte is looked at
-/// byte by byte. Header values are printable text, so nearly every word takes the test
-/// alone.
+/// exact as a yes/no for n <= 0x80); the first control byte is nearly always the CR, and
+/// from one that is not (a tab) the rest is looked at byte by byte. Header values are
+/// printable text, so nearly every word takes the test alone.
 fn line_end(s: &[u8]) -> usize {
     let is_end = |b: &u8| *b == b'\r' || *b == b'\n';
     let mut words = s.chunks_exact(4);
@@ -291,18 +291,14 @@ fn line_end(s: &[u8]) -> usize {
             if chunk.get(k).is_some_and(is_end) {
                 return at + k;
             }
-            // A tab (or another control byte) first: the rest byte by byte.
-            if let Some(k) = chunk.iter().position(is_end) {
-                return at + k;
-            }
+            // A tab (or another control byte) first: the rest of the line byte by byte,
+            // by the loop for the last 1 to 3 bytes (one loop less).
+            break;
         }
         at += 4;
     }
-    at + words
-        .remainder()
-        .iter()
-        .position(is_end)
-        .unwrap_or(words.remainder().len())
+    let rest = s.get(at..).unwrap_or_default();
+    at + rest.iter().position(is_end).unwrap_or(rest.len())
 }
 
 /// The length of the run of visible characters (`VCHAR`, 21..7E) that starts `s`.
