@@ -235,13 +235,16 @@ fn first_high(w: u32) -> usize {
     (bits / 8) as usize
 }
 
-/// The length of the ASCII prefix of `s`. Out of line: `feed` calls it only for long runs,
-/// and it is smaller than the registers it would take from the word loop.
+/// The length of the ASCII prefix of `s`, or of its part up to the last aligned word of
+/// `s` when the prefix goes on into the 0 to 3 bytes after it (at least 1 when `s` holds 4
+/// bytes or more and starts with ASCII: `feed`'s word loop and its byte-by-byte path go on
+/// from there). Out of line: `feed` calls it only for long runs, and it is smaller than
+/// the registers it would take from the word loop.
 #[inline(never)]
 fn ascii_len(s: &[u8]) -> usize {
     // SAFETY: every bit pattern is a valid u32; `align_to` only reinterprets the aligned
-    // middle of the slice, head and tail stay bytes.
-    let (head, words, tail) = unsafe { s.align_to::<u32>() };
+    // middle of the slice, the head stays bytes (and the tail, left to the caller).
+    let (head, words, _) = unsafe { s.align_to::<u32>() };
     if let Some(i) = head.iter().position(|&b| b >= 0x80) {
         return i;
     }
@@ -267,10 +270,7 @@ fn ascii_len(s: &[u8]) -> usize {
         }
         n += 4;
     }
-    match tail.iter().position(|&b| b >= 0x80) {
-        Some(i) => n + i,
-        None => s.len(),
-    }
+    n
 }
 
 /// How many ASCII words in a row [`scan_words`] passes before it hands the run to
