@@ -217,14 +217,14 @@ impl HeaderParser {
 }
 
 /// The length of a client frame's header from its second byte (§5.2): 2, the extended
-/// payload length (0, 2 or 8), and the masking key (4, masked is checked first).
+/// payload length (0, 2 or 8), and the masking key (4: `check_first_two` passed first).
 fn client_header_len(b1: u8) -> usize {
     let ext = match b1 & 0x7F {
         126 => 2,
         127 => 8,
         _ => 0,
     };
-    2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+    2 + ext + 4
 }
 
 /// What the first two bytes of a client frame alone make invalid (§5.2, §5.5, §5.1).
