@@ -467,9 +467,12 @@ impl Receiver {
                                     // message starts or ends (if it is the message's
                                     // first frame or its last).
                                     let last = self.fin;
+                                    // A text message ends valid iff its validator is
+                                    // between characters with no error (what `finish`
+                                    // tells), one test.
                                     if self.message == Some(MessageKind::Text)
                                         && last
-                                        && self.utf8.finish().is_err()
+                                        && !self.utf8.is_boundary()
                                     {
                                         return self.fail(code::INVALID_PAYLOAD);
                                     }
@@ -515,7 +518,7 @@ impl Receiver {
                     {
                         // Fail fast: the first invalid byte fails the connection (§8.1),
                         // before the chunk is delivered.
-                        if self.utf8.feed(chunk).is_err() || (last && self.utf8.finish().is_err()) {
+                        if self.utf8.feed(chunk).is_err() || (last && !self.utf8.is_boundary()) {
                             return self.fail(code::INVALID_PAYLOAD);
                         }
                     }
