@@ -616,7 +616,9 @@ fn check_close_payload(p: &[u8]) -> Result<(), u16> {
             if !close_code_valid(u16::from_be_bytes([*hi, *lo])) {
                 return Err(code::PROTOCOL_ERROR);
             }
-            if super::utf8::validate(reason).is_err() {
+            // `validate` in one test at the end (as in `Receiver::process`).
+            let mut utf8 = Utf8Validator::new();
+            if utf8.feed(reason).is_err() || !utf8.is_boundary() {
                 return Err(code::INVALID_PAYLOAD);
             }
             Ok(())
