@@ -229,17 +229,14 @@ fn client_header_len(b1: u8) -> usize {
 
 /// What the first two bytes of a client frame alone make invalid (§5.2, §5.5, §5.1).
 fn check_first_two(b0: u8, b1: u8) -> Result<(), u16> {
-    // RSV1–3 must be 0: no extension was negotiated (§5.2).
-    if b0 & 0x70 != 0 {
+    // RSV1–3 must be 0: no extension was negotiated (§5.2); client frames must be masked
+    // (§5.1). One test: every failure here has the same code.
+    if b0 & 0x70 != 0 || b1 & 0x80 == 0 {
         return Err(code::PROTOCOL_ERROR);
     }
     let opcode = Opcode::from_bits(b0 & 0x0F).ok_or(code::PROTOCOL_ERROR)?;
     // Control frames: not fragmented, payload of 125 bytes at most (§5.5).
     if opcode.is_control() && (b0 & 0x80 == 0 || b1 & 0x7F > 125) {
-        return Err(code::PROTOCOL_ERROR);
-    }
-    // Client frames must be masked (§5.1).
-    if b1 & 0x80 == 0 {
         return Err(code::PROTOCOL_ERROR);
     }
     Ok(())
