@@ -345,6 +345,25 @@ impl Ctx<'_, '_, '_> {
         self.tcp.remote(conn)
     }
 
+    /// The connection of a client that may be sent to, and its slot. `Connected` says
+    /// it all: `finish_upgrade` sets it once the 101 is out (nothing owed), and every
+    /// path that sends or owes our Close (`close_connection`, the client's Close, `fail`,
+    /// the FIN) moves the client to `Closing` with it.
+    fn open(&self, client: ClientId) -> Result<(ConnId, &Slot), SendError> {
+        let slot = self
+            .slots
+            .get(client.index())
+            .ok_or(SendError::NotConnected)?;
+        debug_assert!(
+            slot.state != ClientState::Connected
+                || (!slot.close_sent && slot.owed == Owed::Nothing)
+        );
+        match slot.conn {
+            Some(conn) if slot.state == ClientState::Connected => Ok((conn, slot)),
+            _ => Err(SendError::NotConnected),
+        }
+    }
+
     /// Connected clients.
     pub fn connected(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.slots
@@ -366,11 +385,7 @@ impl Ctx<'_, '_, '_> {
         fin: bool,
     ) -> Result<usize, SendError> {
         let i = client.index();
-        let slot = self.slots.get(i).ok_or(SendError::NotConnected)?;
-        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
-            return Err(SendError::NotConnected);
-        }
-        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        let (conn, slot) = self.open(client)?;
         let mut kind_now = slot.tx_message;
         // A small whole message, the usual case, is sent as one frame without asking for
         // the room first: `send_more` offers the frame the room there is, and
@@ -440,14 +455,7 @@ impl Ctx<'_, '_, '_> {
 
     /// Sends a Ping (payload up to 125 bytes).
     pub fn ping_client(&mut self, client: ClientId, data: &[u8]) -> Result<(), SendError> {
-        let slot = self
-            .slots
-            .get(client.index())
-            .ok_or(SendError::NotConnected)?;
-        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
-            return Err(SendError::NotConnected);
-        }
-        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        let (conn, _) = self.open(client)?;
         send_control(self.tcp, conn, Opcode::Ping, &[], data)
     }
 
@@ -495,14 +503,7 @@ impl Ctx<'_, '_, '_> {
         kind: MessageKind,
         data: &[u8],
     ) -> Result<(), SendError> {
-        let slot = self
-            .slots
-            .get(client.index())
-            .ok_or(SendError::NotConnected)?;
-        if slot.state != ClientState::Connected || slot.close_sent || slot.owed == Owed::Upgrade {
-            return Err(SendError::NotConnected);
-        }
-        let conn = slot.conn.ok_or(SendError::NotConnected)?;
+        let (conn, slot) = self.open(client)?;
         if slot.tx_message.is_some()
             || self.tcp.send_more_capacity(conn) < header_len(data.len()) + data.len()
         {
@@ -1110,9 +1111,9 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             // The usual case first: a connected client's frames. The handshake and the
             // discards are out of line (`data_before_frames`), so this path does not
             // save and restore the registers they use.
-            (Some(RxState::Frames(_)), Some(slot))
-                if slot.owed != Owed::Upgrade && !slot.close_received =>
-            {
+            // (A 101 is owed only before frames begin: `finish_upgrade` installs the
+            // receiver once it is out.)
+            (Some(RxState::Frames(_)), Some(slot)) if !slot.close_received => {
                 self.receive(tcp, i, data, false)
             }
             _ => self.data_before_frames(tcp, i, data),
@@ -1155,11 +1156,8 @@ impl<H: Handler, const C: usize> TcpHandler for Glue<'_, H, C> {
             TcpEvent::Writable => {
                 self.pay(tcp, i);
                 let (mut ctx, _, _) = Self::ctx(self.core, tcp);
-                if ctx
-                    .slots
-                    .get(i)
-                    .is_some_and(|s| s.state == ClientState::Connected && s.owed == Owed::Nothing)
-                {
+                // A connected client owes nothing (`Ctx::open`).
+                if ctx.state(ClientId(i as u8)) == ClientState::Connected {
                     emit(self.handler, &mut ctx, ClientId(i as u8), Event::Writable);
                 }
             }
