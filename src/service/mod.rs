@@ -410,9 +410,10 @@ impl Ctx<'_, '_, '_> {
                 return Ok(0); // nothing to add to an open message
             }
             let room = self.tcp.send_more_capacity(conn);
-            let take = if rest.len() < 126 && rest.len() + 2 <= room {
-                rest.len()
-            } else if room >= 4 + 126 {
+            // With room for a 126-byte payload behind a 4-byte header, the frame takes
+            // what fits behind one; else a frame with a 2-byte header (up to 125 bytes),
+            // which is also how any rest under 126 bytes that fits goes.
+            let take = if room >= 4 + 126 {
                 rest.len().min(room - 4)
             } else {
                 rest.len().min(room.saturating_sub(2)).min(125)
