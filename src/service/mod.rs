@@ -394,7 +394,7 @@ impl Ctx<'_, '_, '_> {
         if fin
             && kind_now.is_none()
             && data.len() < 126
-            && send_frame(self.tcp, conn, true, kind.opcode(), data, &[]) == Ok(2 + data.len())
+            && sent_whole(send_frame(self.tcp, conn, true, kind.opcode(), data, &[]))
         {
             self.stats.tx_bytes += data.len() as u64;
             return Ok(data.len());
@@ -418,7 +418,8 @@ impl Ctx<'_, '_, '_> {
             } else {
                 rest.len().min(room.saturating_sub(2)).min(125)
             };
-            if room < 2 || (take == 0 && !rest.is_empty()) {
+            // (Too little room gives `take` 0: only an empty final frame has nothing to take.)
+            if take == 0 && (room < 2 || !rest.is_empty()) {
                 break;
             }
             let opcode = if kind_now.is_some() {
@@ -430,18 +431,18 @@ impl Ctx<'_, '_, '_> {
             let Some(chunk) = rest.get(..take) else {
                 break;
             };
-            if send_frame(self.tcp, conn, last, opcode, chunk, &[]) != Ok(header_len(take) + take) {
+            if !sent_whole(send_frame(self.tcp, conn, last, opcode, chunk, &[])) {
                 break;
             }
             sent += take;
             frames += 1;
             kind_now = if last { None } else { Some(kind) };
-            if let Some(s) = self.slots.get_mut(i) {
-                s.tx_message = kind_now;
-            }
             if last {
                 break;
             }
+        }
+        if let Some(s) = self.slots.get_mut(i) {
+            s.tx_message = kind_now;
         }
         self.stats.tx_bytes += sent as u64;
         if sent < data.len() || (fin && kind_now.is_some()) {
@@ -550,6 +551,12 @@ fn send_frame(
     })
 }
 
+/// Whether `send_frame` sent its frame: it sends all of it or nothing (`write_frame`
+/// writes nothing into too little room), so any bytes sent are the whole frame.
+fn sent_whole(sent: Result<usize, TcpSendError>) -> bool {
+    matches!(sent, Ok(n) if n > 0)
+}
+
 /// Writes a frame at the start of `buf`: the header, then `head` and `tail` as its
 /// payload. Returns its length, or 0 if it does not fit.
 fn write_frame(buf: &mut [u8], fin: bool, opcode: Opcode, head: &[u8], tail: &[u8]) -> usize {
@@ -588,10 +595,9 @@ fn send_control(
         return Err(SendError::WouldBlock);
     }
     match send_frame(tcp, conn, true, opcode, head, tail) {
-        Ok(n) if n == 2 + len => Ok(()),
-        Ok(_) => Err(SendError::WouldBlock),
-        Err(TcpSendError::WouldBlock) => Err(SendError::WouldBlock),
         Err(TcpSendError::NotConnected) => Err(SendError::NotConnected),
+        sent if sent_whole(sent) => Ok(()),
+        _ => Err(SendError::WouldBlock),
     }
 }
 
