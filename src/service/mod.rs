@@ -444,7 +444,6 @@ impl Ctx<'_, '_, '_> {
         if let Some(s) = self.slots.get_mut(i) {
             s.tx_message = kind_now;
         }
-        self.stats.tx_bytes += sent as u64;
         if sent < data.len() || (fin && kind_now.is_some()) {
             // Blocked: TCP tells us (`Event::Writable`) when there is room again.
             self.tcp.want_write(conn);
@@ -452,6 +451,7 @@ impl Ctx<'_, '_, '_> {
         if frames == 0 {
             return Err(SendError::WouldBlock);
         }
+        self.stats.tx_bytes += sent as u64;
         Ok(sent)
     }
 
