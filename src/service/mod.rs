@@ -1193,7 +1193,9 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
                 return;
             }
         }
-        let abnormal = !slot.close_received && slot.state == ClientState::Connected;
+        // (A connected client has not sent its Close: that moves it to `Closing`.)
+        debug_assert!(slot.state != ClientState::Connected || !slot.close_received);
+        let abnormal = slot.state == ClientState::Connected;
         slot.close_received = true;
         if slot.owed == Owed::Nothing {
             slot.close_sent = true; // nothing left to say: `finish_if_done` closes TCP
@@ -1435,7 +1437,10 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
             return;
         };
         let Some(conn) = slot.conn else { return };
-        if !(slot.close_sent && slot.close_received && slot.owed == Owed::Nothing) {
+        // Our Close out leaves nothing owed: `send_close` clears what was owed when it
+        // sends it, and the FIN sets `close_sent` only when nothing is owed.
+        debug_assert!(!slot.close_sent || slot.owed == Owed::Nothing);
+        if !(slot.close_sent && slot.close_received) {
             return;
         }
         tcp.close(conn);
