@@ -698,8 +698,7 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
 
     fn control(&mut self, opcode: Opcode, payload: &[u8]) -> bool {
         let now = self.ctx.now();
-        let i = self.client.index();
-        let Some(&slot) = self.ctx.slots.get(i) else {
+        let Some(slot) = self.ctx.slots.get_mut(self.client.index()) else {
             return true;
         };
         let Some(conn) = slot.conn else { return true };
@@ -731,21 +730,20 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                 if slot.close_received {
                     return true;
                 }
+                let was_connected = slot.state == ClientState::Connected;
                 let (code, reason) = frame::close_payload(payload);
-                if let Some(s) = self.ctx.slots.get_mut(i) {
-                    s.close_received = true;
-                    s.state = ClientState::Closing;
-                    s.since = now;
-                    if !s.close_sent {
-                        // Our own Close if one is owed (the app or a timeout decided
-                        // first), else the client's status code echoed (§5.5.1); owed if
-                        // there is no room for it now.
-                        let answer = match s.owed {
-                            Owed::Close(c) => c,
-                            _ => code.unwrap_or(0),
-                        };
-                        send_close(self.ctx.tcp, conn, s, answer, &[]);
-                    }
+                slot.close_received = true;
+                slot.state = ClientState::Closing;
+                slot.since = now;
+                if !slot.close_sent {
+                    // Our own Close if one is owed (the app or a timeout decided first),
+                    // else the client's status code echoed (§5.5.1); owed if there is no
+                    // room for it now.
+                    let answer = match slot.owed {
+                        Owed::Close(c) => c,
+                        _ => code.unwrap_or(0),
+                    };
+                    send_close(self.ctx.tcp, conn, slot, answer, &[]);
                 }
                 // Once our Close is out, the closing handshake is complete: TCP is closed
                 // and the slot freed after this segment's frames (`finish_if_done`).
@@ -755,7 +753,7 @@ impl<H: Handler> FrameSink for Sink<'_, '_, '_, '_, H> {
                     self.client,
                     Event::CloseReceived { code, reason },
                 );
-                if slot.state == ClientState::Connected {
+                if was_connected {
                     emit(self.handler, &mut self.ctx, self.client, Event::Closing);
                 }
             }
