@@ -1581,8 +1581,9 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
             };
             let client = ClientId(i as u8);
             let stats = &mut glue.core.stats;
+            let age = now.since(since);
             let expired = match state {
-                ClientState::Connecting if now.since(since) >= config.handshake_timeout_ms => {
+                ClientState::Connecting if age >= config.handshake_timeout_ms => {
                     Some((&mut stats.handshake_timeouts, ErrorKind::HandshakeTimeout))
                 }
                 ClientState::Connected if config.idle_timeout_ms > 0 => {
@@ -1603,7 +1604,7 @@ impl<'m, H: Handler, const N: usize, const C: usize> Server<'m, H, N, C> {
                     }
                     None
                 }
-                ClientState::Closing if now.since(since) >= config.close_timeout_ms => {
+                ClientState::Closing if age >= config.close_timeout_ms => {
                     Some((&mut stats.close_timeouts, ErrorKind::CloseTimeout))
                 }
                 _ => None,
