@@ -482,6 +482,7 @@ impl Ctx<'_, '_, '_> {
         if slot.close_sent || slot.state == ClientState::Closed {
             return Err(SendError::NotConnected);
         }
+        debug_assert!(slot.owed != Owed::Upgrade || slot.state == ClientState::Connecting);
         if slot.state == ClientState::Connecting {
             // No WebSocket yet: just drop the TCP connection.
             self.tcp.close(conn);
@@ -1178,18 +1179,18 @@ impl<H: Handler, const C: usize> Glue<'_, H, C> {
         let Some(slot) = ctx.slots.get_mut(i) else {
             return;
         };
-        match slot.owed {
-            // `pay_response` closes once the body is out.
-            Owed::Response { .. } => return,
-            Owed::Close(_) | Owed::Nothing if slot.state != ClientState::Connecting => {}
-            // No WebSocket yet (a request cut short, or a 101 still owed): just close.
-            _ => {
-                slot.owed = Owed::Nothing;
-                slot.state = ClientState::Closing;
-                slot.since = now;
-                ctx.tcp.close(conn);
-                return;
-            }
+        if matches!(slot.owed, Owed::Response { .. }) {
+            return; // `pay_response` closes once the body is out
+        }
+        debug_assert!(slot.owed != Owed::Upgrade || slot.state == ClientState::Connecting);
+        if slot.state == ClientState::Connecting {
+            // No WebSocket yet (a request cut short, or a 101 still owed, which only a
+            // client still connecting can be owed): just close.
+            slot.owed = Owed::Nothing;
+            slot.state = ClientState::Closing;
+            slot.since = now;
+            ctx.tcp.close(conn);
+            return;
         }
         // (A connected client has not sent its Close: that moves it to `Closing`.)
         debug_assert!(slot.state != ClientState::Connected || !slot.close_received);
