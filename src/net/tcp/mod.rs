@@ -515,31 +515,23 @@ impl<'a, 'm> TcpApi<'a, 'm> {
         let Some(u) = k.and_then(|k| c.unacked.get(k as usize)) else {
             return;
         };
-        let hdr = SegmentHeader {
-            src_port: self.core.config.port,
-            dst_port: c.remote_port,
-            seq: u.seq,
-            ack: c.rcv_nxt,
-            flags: Flags::ACK | Flags::PSH,
-            window,
-            mss: None,
-            sack_permitted: false,
-        };
         let frame_len = u.frame_len();
+        let port = self.core.config.port;
         let built = match self.tx.buffer(&u.buf) {
-            Some(f) => build(
+            Some(f) => build_data(
                 f,
                 frame_len,
+                c,
+                u.seq,
+                window,
+                port,
                 self.link,
-                &c.remote_mac,
-                c.remote_ip,
-                &hdr,
                 &mut self.core.ip_id,
             ),
             None => None,
         };
         if built.is_some() && self.tx.send_retained(&u.buf, frame_len).is_ok() {
-            c.ack_sent = hdr.ack;
+            c.ack_sent = c.rcv_nxt;
             c.flags.remove(ConnFlags::ACK_NOW | ConnFlags::ACK_DELAYED);
             self.core.stats.tx_segments += 1;
         } else {
@@ -605,24 +597,16 @@ impl<'a, 'm> TcpApi<'a, 'm> {
                 self.tx.release(buf);
                 return Err(SendError::NotConnected);
             };
-            let hdr = SegmentHeader {
-                src_port: self.core.config.port,
-                dst_port: c.remote_port,
-                seq,
-                ack: c.rcv_nxt,
-                flags: Flags::ACK | Flags::PSH,
-                window,
-                mss: None,
-                sack_permitted: false,
-            };
+            let port = self.core.config.port;
             let built = match self.tx.buffer(&buf) {
-                Some(f) => build(
+                Some(f) => build_data(
                     f,
                     frame_len,
+                    c,
+                    seq,
+                    window,
+                    port,
                     self.link,
-                    &c.remote_mac,
-                    c.remote_ip,
-                    &hdr,
                     &mut self.core.ip_id,
                 ),
                 None => None,
@@ -2232,6 +2216,34 @@ fn build(
         *ip_id,
     )?;
     segment::emit(seg, hdr, link.ip.address, dst_ip)
+}
+
+/// [`build`] for a data segment of connection `c` from `seq` (ACK and PSH, the current
+/// acknowledgment, `window`): the one description of a data segment's headers, for a
+/// corked segment and one sent at once.
+#[allow(clippy::too_many_arguments)] // inlined at its two callers
+#[inline(always)]
+fn build_data(
+    buf: &mut [u8],
+    len: usize,
+    c: &Conn,
+    seq: u32,
+    window: u16,
+    port: u16,
+    link: &Link,
+    ip_id: &mut u16,
+) -> Option<()> {
+    let hdr = SegmentHeader {
+        src_port: port,
+        dst_port: c.remote_port,
+        seq,
+        ack: c.rcv_nxt,
+        flags: Flags::ACK | Flags::PSH,
+        window,
+        mss: None,
+        sack_permitted: false,
+    };
+    build(buf, len, link, &c.remote_mac, c.remote_ip, &hdr, ip_id)
 }
 
 /// Rewrites the ACK and window fields of a retained data segment, adjusting its checksum
